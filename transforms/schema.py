@@ -1,0 +1,124 @@
+"""Column contracts shared by the lake, the transforms and the warehouse.
+
+One place for the names and types of every relation, so that the Parquet lake, the polars transforms and
+the DuckDB tables cannot drift apart. All timestamps are UTC (`Datetime("us", "UTC")`, DuckDB `TIMESTAMPTZ`).
+"""
+
+from typing import Final
+
+import polars as pl
+
+UTC_TS: Final = pl.Datetime("us", "UTC")
+
+# raw_messages: the Parquet lake, one row per message id per partition (workspace x UTC day of created_at).
+# A few key columns are typed at landing; `raw` keeps Bird's JSON object exactly as served, so the
+# warehouse can be rebuilt from the lake without calling the API again.
+RAW_MESSAGE_SCHEMA: Final = pl.Schema(
+    {
+        "workspace_id": pl.String,
+        "id": pl.String,
+        "channel_id": pl.String,
+        "status": pl.String,
+        "direction": pl.String,
+        "created_at": UTC_TS,
+        "updated_at": UTC_TS,
+        "raw": pl.String,
+        "ingested_at": UTC_TS,
+    }
+)
+
+# raw_interactions: one row per interaction id, partitioned like the messages they belong to.
+RAW_INTERACTION_SCHEMA: Final = pl.Schema(
+    {
+        "workspace_id": pl.String,
+        "id": pl.String,
+        "message_id": pl.String,
+        "channel_id": pl.String,
+        "type": pl.String,
+        "created_at": UTC_TS,
+        "raw": pl.String,
+        "ingested_at": UTC_TS,
+    }
+)
+
+# channels: one row per channel (GET /workspaces/{ws}/channels).
+CHANNEL_SCHEMA: Final = pl.Schema(
+    {
+        "workspace_id": pl.String,
+        "channel_id": pl.String,
+        "platform": pl.String,
+        "name": pl.String,
+        "identifier": pl.String,
+        "status": pl.String,
+        "connector_id": pl.String,
+    }
+)
+
+# messages: one row per message id (the latest by updated_at), flattened from raw_messages.
+MESSAGE_SCHEMA: Final = pl.Schema(
+    {
+        "id": pl.String,
+        "workspace_id": pl.String,
+        "channel_id": pl.String,
+        "platform": pl.String,
+        "direction": pl.String,
+        "status": pl.String,
+        "is_known_status": pl.Boolean,
+        "reason": pl.String,
+        "details": pl.String,
+        "created_at": UTC_TS,
+        "updated_at": UTC_TS,
+        "last_status_at": UTC_TS,
+        "scheduled_for": UTC_TS,
+        "sender_identifier": pl.String,
+        "receiver_identifier": pl.String,
+        "receiver_kind": pl.String,
+        "country_code": pl.String,
+        "body_type": pl.String,
+        "parts_count": pl.Int32,
+        "tags": pl.List(pl.String),
+        "reference": pl.String,
+        "batch_id": pl.String,
+        "failure_code": pl.Int32,
+        "failure_description": pl.String,
+        "failure_source_code": pl.String,
+        "failure_source_name": pl.String,
+        "is_final": pl.Boolean,
+        "delivery_seconds": pl.Float64,
+    }
+)
+
+# interactions: one row per interaction id.
+INTERACTION_SCHEMA: Final = pl.Schema(
+    {
+        "id": pl.String,
+        "workspace_id": pl.String,
+        "message_id": pl.String,
+        "channel_id": pl.String,
+        "platform": pl.String,
+        "type": pl.String,
+        "is_known_type": pl.Boolean,
+        "details": pl.String,
+        "created_at": UTC_TS,
+        "link_url": pl.String,
+        "link_name": pl.String,
+        "button_payload": pl.String,
+        "reaction_emoji": pl.String,
+        "reaction_action": pl.String,
+        "conversion_type": pl.String,
+        "conversion_status": pl.String,
+        "conversion_method": pl.String,
+        "conversion_at": UTC_TS,
+    }
+)
+
+# failure_codes: one row per Bird failure code (seeded from warehouse/seeds/failure_codes.csv).
+FAILURE_CODE_SCHEMA: Final = pl.Schema(
+    {
+        "failure_code": pl.Int32,
+        "name": pl.String,
+        "description": pl.String,
+        "category": pl.String,
+        "is_known": pl.Boolean,
+    }
+)
