@@ -122,3 +122,58 @@ FAILURE_CODE_SCHEMA: Final = pl.Schema(
         "is_known": pl.Boolean,
     }
 )
+
+# delivery_daily: one row per UTC day of created_at x workspace x channel x platform x country x direction.
+# Rates are over n_messages; delivery-time percentiles are over delivered outgoing messages.
+DELIVERY_DAILY_SCHEMA: Final = pl.Schema(
+    {
+        "day": pl.Date,
+        "workspace_id": pl.String,
+        "channel_id": pl.String,
+        "platform": pl.String,
+        "country_code": pl.String,
+        "direction": pl.String,
+        "n_messages": pl.Int64,
+        "n_delivered": pl.Int64,
+        "n_failed": pl.Int64,
+        "n_pending": pl.Int64,
+        "n_other": pl.Int64,
+        "delivery_rate": pl.Float64,
+        "failure_rate": pl.Float64,
+        "p50_delivery_seconds": pl.Float64,
+        "p95_delivery_seconds": pl.Float64,
+    }
+)
+
+# failure_breakdown: one row per UTC day of created_at x workspace x channel x failure code x failure source.
+FAILURE_BREAKDOWN_SCHEMA: Final = pl.Schema(
+    {
+        "day": pl.Date,
+        "workspace_id": pl.String,
+        "channel_id": pl.String,
+        "failure_code": pl.Int32,
+        "failure_source_name": pl.String,
+        "failure_source_code": pl.String,
+        "n_failed": pl.Int64,
+        "n_day_failures": pl.Int64,
+        "share_of_day_failures": pl.Float64,
+        "failure_name": pl.String,
+        "failure_description": pl.String,
+        "category": pl.String,
+        "is_known_code": pl.Boolean,
+    }
+)
+
+# interaction_daily: one row per UTC day of the interaction's created_at x workspace x channel x type.
+INTERACTION_DAILY_SCHEMA: Final = pl.Schema(
+    {
+        "day": pl.Date,
+        "workspace_id": pl.String,
+        "channel_id": pl.String,
+        "type": pl.String,
+        "n_interactions": pl.Int64,
+        "n_unique_messages": pl.Int64,
+        "n_delivered": pl.Int64,
+        "rate_over_delivered": pl.Float64,
+    }
+)

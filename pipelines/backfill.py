@@ -1,0 +1,135 @@
+"""Run partitions of the ingest job through Dagster, recorded in the instance under the data directory.
+
+Each day is its own Dagster run (visible in the UI, retryable alone), executed in-process by a small pool of
+worker processes (Dagster's in-process execution is not thread-safe); every run draws on the same
+per-workspace request budget, so adding workers never adds pressure on Bird beyond that budget.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing.sharedctypes import Synchronized
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.assets import RAW_MESSAGES
+from pipelines.definitions import defs, ingest_job, refresh_channels_job
+from pipelines.progress import MESSAGES_LANDED
+
+DAGSTER_YAML = """\
+# Dagster instance of this data directory (written by bird-etl; edit freely).
+telemetry:
+  enabled: false
+concurrency:
+  runs:
+    max_concurrent_runs: 4
+"""
+
+
+# The CLI shows its own progress and one line per failure; the full event log stays in the instance (UI).
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+@dataclass(frozen=True)
+class PartitionOutcome:
+    day: dt.date
+    run_id: str
+    success: bool
+    error: str | None = None
+
+
+def use_instance(data_dir: Path) -> dg.DagsterInstance:
+    """The Dagster instance kept under the data directory (so `bird-etl ui` shows these runs)."""
+    home = data_dir / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return dg.DagsterInstance.get()
+
+
+def missing_days(instance: dg.DagsterInstance, days: Sequence[dt.date]) -> list[dt.date]:
+    """The days whose raw_messages partition was never materialized."""
+    done = instance.get_materialized_partitions(dg.AssetKey(RAW_MESSAGES))
+    return [day for day in days if day.isoformat() not in done]
+
+
+def refresh_channels(instance: dg.DagsterInstance) -> PartitionOutcome | None:
+    """Refresh the channel dimension first: platform comes from it. Returns the failure, if any."""
+    result = defs.resolve_job_def(refresh_channels_job.name).execute_in_process(
+        instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG
+    )
+    if result.success:
+        return None
+    return PartitionOutcome(dt.date.min, result.run_id, False, _first_error(result))
+
+
+def run_days(
+    instance: dg.DagsterInstance,
+    days: Sequence[dt.date],
+    *,
+    concurrency: int = 2,
+    on_outcome: Callable[[PartitionOutcome], None] | None = None,
+) -> list[PartitionOutcome]:
+    """Materialize raw_messages and messages for each day, `concurrency` runs at a time."""
+    tags = {"bird-etl/backfill": uuid.uuid4().hex[:8]}
+    outcomes = []
+
+    def record(outcome: PartitionOutcome) -> None:
+        outcomes.append(outcome)
+        if on_outcome:
+            on_outcome(outcome)
+
+    if concurrency <= 1:
+        for day in days:
+            record(_run_partition(day, tags, instance))
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            max_workers=min(concurrency, len(days)),
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(dict(os.environ), MESSAGES_LANDED.shared()),
+        ) as pool:
+            for future in as_completed([pool.submit(_run_partition, day, tags) for day in days]):
+                record(future.result())
+    return sorted(outcomes, key=lambda o: o.day)
+
+
+def _start_worker(environ: dict[str, str], landed: Synchronized[int]) -> None:
+    os.environ.update(environ)
+    MESSAGES_LANDED.adopt(landed)
+
+
+def _run_partition(
+    day: dt.date, tags: dict[str, str], instance: dg.DagsterInstance | None = None
+) -> PartitionOutcome:
+    result = defs.resolve_job_def(ingest_job.name).execute_in_process(
+        partition_key=day.isoformat(),
+        instance=instance or dg.DagsterInstance.get(),
+        raise_on_error=False,
+        tags=tags,
+        run_config=QUIET_RUN_CONFIG,
+    )
+    return PartitionOutcome(
+        day, result.run_id, result.success, None if result.success else _first_error(result)
+    )
+
+
+def _first_error(result: dg.ExecuteInProcessResult) -> str:
+    """The first step failure's message, one line."""
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error
+        if error is not None:
+            cause = error.cause or error
+            return f"{event.step_key}: {cause.message.strip().splitlines()[0]}"
+    failure = result.get_run_failure_event()
+    return failure.message if failure else "run failed"

@@ -1,0 +1,298 @@
+"""`bird-etl`: the command line of the archive (demo, backfill, report, sql, emulator, ui, rebuild).
+
+Every command fails with one clear line and a non-zero exit on bad input; none prints a traceback for an
+error a user can fix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from pipelines.bird.errors import BirdError
+from pipelines.bird.settings import ENV_ACCESS_KEY, ENV_API_URL, ENV_WORKSPACE_ID, BirdSettings
+from pipelines.ingest.windows import days_between
+from pipelines.resources import ENV_DATA_DIR, data_dir_from_env
+
+if TYPE_CHECKING:
+    from pipelines.backfill import PartitionOutcome
+
+console = Console(width=None if sys.stdout.isatty() else 140)
+err_console = Console(stderr=True)
+
+DEMO_DAYS = 7
+
+
+def main() -> None:
+    """Console entry point: user errors become one line on stderr and exit status 2."""
+    try:
+        cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as error:
+        err_console.print(f"[red]error:[/red] {error.format_message()}", highlight=False)
+        sys.exit(error.exit_code)
+    except BirdError as error:
+        err_console.print(f"[red]error:[/red] {error}", highlight=False)
+        sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help=f"Lake, warehouse and Dagster instance (default ${ENV_DATA_DIR} or ./data).",
+)
+def cli(data_dir: Path | None) -> None:
+    """bird-etl: archive Bird Channels API messages and report on their delivery."""
+    if data_dir is not None:
+        os.environ[ENV_DATA_DIR] = str(data_dir.resolve())
+
+
+def _date(_ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param=param) from None
+
+
+@cli.command()
+@click.option("--start", callback=_date, required=True, help="First UTC day (YYYY-MM-DD).")
+@click.option("--end", callback=_date, required=True, help="Last UTC day, included (YYYY-MM-DD).")
+@click.option("--missing-only", is_flag=True, help="Only days never materialized.")
+@click.option(
+    "--concurrency", type=click.IntRange(1, 32), default=2, show_default=True, help="Runs at a time."
+)
+@click.option("--emulator", "use_emulator", is_flag=True, help="Run against the embedded Bird API emulator.")
+def backfill(start: dt.date, end: dt.date, missing_only: bool, concurrency: int, use_emulator: bool) -> None:
+    """Land and load every UTC day from START to END as Dagster runs."""
+    if end < start:
+        raise click.BadParameter(f"--end {end} is before --start {start}")
+    with _bird_api(use_emulator):
+        _backfill(days_between(start, end), missing_only=missing_only, concurrency=concurrency)
+
+
+@cli.command()
+@click.option("--days", type=click.IntRange(1, 14), default=DEMO_DAYS, show_default=True)
+def demo(days: int) -> None:
+    """Start the emulator, backfill its last DAYS days, and print the failure-rate report."""
+    today = dt.datetime.now(dt.UTC).date()
+    with _bird_api(use_emulator=True):
+        outcomes = _backfill(days_between(today - dt.timedelta(days=days), today - dt.timedelta(days=1)))
+    _print_report(today - dt.timedelta(days=days), today - dt.timedelta(days=1))
+    warehouse = data_dir_from_env() / "warehouse.duckdb"
+    console.print(
+        f"\n[bold]{sum(o.success for o in outcomes)} days archived.[/bold] Warehouse: {warehouse}\n"
+        f"Query it:  duckdb -readonly {warehouse} -c 'select * from delivery_daily limit 5'\n"
+        f'       or  .venv/bin/bird-etl sql "select status, count(*) from messages group by all"\n'
+        f"Browse the runs:  make ui"
+    )
+
+
+@cli.command()
+@click.option("--start", callback=_date, default=None, help="First UTC day (default: 7 days ago).")
+@click.option("--end", callback=_date, default=None, help="Last UTC day, included (default: yesterday).")
+def report(start: dt.date | None, end: dt.date | None) -> None:
+    """Failure rate by channel over a range of days."""
+    today = dt.datetime.now(dt.UTC).date()
+    end = end or today - dt.timedelta(days=1)
+    start = start or end - dt.timedelta(days=DEMO_DAYS - 1)
+    if end < start:
+        raise click.BadParameter(f"--end {end} is before --start {start}")
+    _print_report(start, end)
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
+def sql(query: str, as_csv: bool) -> None:
+    """Run a read-only SQL QUERY against the warehouse."""
+    from pipelines.reporting import run_sql
+
+    frame = run_sql(data_dir_from_env(), query)
+    if as_csv:
+        click.echo(frame.write_csv(), nl=False)
+    else:
+        console.print(frame)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--days", type=click.IntRange(1, 3650), default=14, show_default=True)
+@click.option("--messages-per-day", type=click.IntRange(1, 10_000_000), default=2000, show_default=True)
+@click.option(
+    "--access-key", envvar="BIRD_EMULATOR_ACCESS_KEY", default="emulator-access-key", show_default=True
+)
+def emulator(host: str, port: int, seed: int, days: int, messages_per_day: int, access_key: str) -> None:
+    """Serve the Bird API emulator (a synthetic workspace) over HTTP."""
+    from pipelines.emulator.dataset import DatasetSpec
+    from pipelines.emulator.server import serve
+
+    spec = DatasetSpec(seed=seed, days=days, messages_per_day=messages_per_day)
+    console.print(f"workspace id: {spec.resolved_workspace_id()}  access key: {access_key}")
+    serve(host=host, port=port, spec=spec, access_key=access_key)
+
+
+@cli.command()
+@click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True)
+@click.option(
+    "--emulator/--no-emulator",
+    "use_emulator",
+    default=None,
+    help="Serve runs against the embedded emulator (default: when BIRD_API_URL is unset).",
+)
+def ui(port: int, use_emulator: bool | None) -> None:
+    """Serve the Dagster UI on this data directory (schedules on, runs launchable)."""
+    from pipelines.backfill import use_instance
+
+    use_emulator = (ENV_API_URL not in os.environ) if use_emulator is None else use_emulator
+    use_instance(data_dir_from_env())
+    with _bird_api(use_emulator):
+        console.print(f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C to stop)")
+        command = [
+            sys.executable,
+            "-m",
+            "dagster",
+            "dev",
+            "-m",
+            "pipelines.definitions",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ]
+        with suppress(KeyboardInterrupt):
+            subprocess.run(command, check=False)
+
+
+@cli.command()
+def rebuild() -> None:
+    """Rebuild the warehouse from the Parquet lake, without calling the API."""
+    from pipelines.reporting import rebuild_warehouse
+
+    count = rebuild_warehouse(data_dir_from_env())
+    console.print(f"warehouse rebuilt from {count} lake partitions")
+
+
+@contextmanager
+def _bird_api(use_emulator: bool) -> Iterator[None]:
+    """Point BIRD_* at the embedded emulator for the duration, or check the real settings now."""
+    if not use_emulator:
+        BirdSettings.from_env()  # a missing key or workspace is one clear line, before any run starts
+        yield
+        return
+    from pipelines.emulator.dataset import DatasetSpec
+    from pipelines.emulator.server import run_emulator
+
+    saved = {name: os.environ.get(name) for name in (ENV_API_URL, ENV_ACCESS_KEY, ENV_WORKSPACE_ID)}
+    console.print("starting the Bird API emulator ...")
+    with run_emulator(DatasetSpec()) as running:
+        os.environ.update(
+            {
+                ENV_API_URL: running.base_url,
+                ENV_ACCESS_KEY: running.access_key,
+                ENV_WORKSPACE_ID: running.workspace_id,
+            }
+        )
+        console.print(f"Bird API emulator on {running.base_url} (workspace {running.workspace_id})")
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+def _backfill(
+    days: list[dt.date], *, missing_only: bool = False, concurrency: int = 2
+) -> list[PartitionOutcome]:
+    """Run the days with a progress bar (days done, messages landed, messages/s, ETA); fail loudly."""
+    from pipelines.backfill import missing_days, refresh_channels, run_days, use_instance
+    from pipelines.progress import MESSAGES_LANDED
+
+    instance = use_instance(data_dir_from_env())
+    if missing_only:
+        days = missing_days(instance, days)
+        if not days:
+            console.print("every partition in the range is already materialized")
+            return []
+    failure = refresh_channels(instance)
+    if failure:
+        raise click.ClickException(f"refreshing channels failed (run {failure.run_id}): {failure.error}")
+    started, landed_before = time.perf_counter(), MESSAGES_LANDED.total
+    columns = [
+        TextColumn("[bold]backfill"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("days  {task.fields[messages]:,} messages  {task.fields[rate]:,.0f}/s"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=console, refresh_per_second=4) as progress:
+        task = progress.add_task("backfill", total=len(days), messages=0, rate=0.0)
+
+        def refresh(done: int = 0) -> None:
+            landed = MESSAGES_LANDED.total - landed_before
+            elapsed = max(time.perf_counter() - started, 1e-6)
+            progress.update(task, advance=done, messages=landed, rate=landed / elapsed)
+
+        def on_outcome(outcome: PartitionOutcome) -> None:
+            refresh(1)
+            if not outcome.success:
+                progress.console.print(
+                    f"[red]{outcome.day} failed[/red] (run {outcome.run_id}): {outcome.error}"
+                )
+
+        stop = threading.Event()
+
+        def tick() -> None:
+            while not stop.wait(0.5):
+                refresh()
+
+        threading.Thread(target=tick, daemon=True).start()
+        try:
+            outcomes = run_days(instance, days, concurrency=concurrency, on_outcome=on_outcome)
+        finally:
+            stop.set()
+    failed = [o for o in outcomes if not o.success]
+    if failed:
+        raise click.ClickException(
+            f"{len(failed)} of {len(outcomes)} days failed ({', '.join(str(o.day) for o in failed[:5])}"
+            f"{', ...' if len(failed) > 5 else ''}); their previous versions are intact; re-run to retry"
+        )
+    return outcomes
+
+
+def _print_report(start: dt.date, end: dt.date) -> None:
+    from pipelines.reporting import failure_rate_by_channel
+
+    table = failure_rate_by_channel(data_dir_from_env(), start, end)
+    console.print(table)

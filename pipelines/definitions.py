@@ -1,0 +1,32 @@
+"""The Dagster code location: every asset, check, job, schedule and resource of bird-etl, listed once."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from pipelines.assets import channels, messages, raw_messages
+from pipelines.partitions import DAILY
+from pipelines.resources import Archive, BirdApi
+
+ingest_job = dg.define_asset_job(
+    "ingest_messages",
+    selection=[raw_messages, messages],
+    partitions_def=DAILY,
+    description="Land one UTC day of messages in the lake and load it into the warehouse.",
+)
+refresh_channels_job = dg.define_asset_job(
+    "refresh_channels", selection=[channels], description="Refresh the channel dimension."
+)
+
+defs = dg.Definitions(
+    assets=[channels, raw_messages, messages],
+    jobs=[ingest_job, refresh_channels_job],
+    schedules=[
+        dg.ScheduleDefinition(job=refresh_channels_job, cron_schedule="20 0 * * *", execution_timezone="UTC"),
+        dg.build_schedule_from_partitioned_job(ingest_job, hour_of_day=0, minute_of_hour=30),
+    ],
+    resources={
+        "bird": BirdApi(access_key=dg.EnvVar("BIRD_ACCESS_KEY"), workspace_id=dg.EnvVar("BIRD_WORKSPACE_ID")),
+        "archive": Archive(),
+    },
+)

@@ -1,0 +1,373 @@
+"""The Bird Channels API emulator as a Starlette app: Bird's routes, envelopes and errors, plus faults.
+
+Request flow for the API routes: AccessKey check (401) -> GET faults (latency, rate limit, 429, 5xx) ->
+workspace/channel/message lookup (404) -> parameter validation (422) -> the page, joined from pre-serialized
+JSON bytes -> delivery faults (dropped connection, truncated body). `/_emulator/*` are admin routes for tests
+steering an emulator in another process: same AccessKey, never faulted, not counted.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from pipelines.emulator.faults import Faults, RateLimiter, RequestStats
+from pipelines.emulator.model import Channel, iso_ms, to_ms
+from pipelines.emulator.query import (
+    ApiError,
+    ListQuery,
+    Params,
+    encode_page_token,
+    not_found,
+    parse_date_time,
+    parse_list_query,
+)
+from pipelines.emulator.store import MessageStore, Page
+from transforms.vocabulary import BODY_TYPES
+
+END_SIGNALS = ("absent", "empty_string", "empty_page")
+JSON = "application/json"
+Handler = Callable[[Request], Awaitable[tuple[int, bytes]]]
+
+
+class ConnectionDropped(Exception):
+    """Raised after part of a body was sent, so the server cuts the connection (the drop fault)."""
+
+
+class _DroppingResponse(Response):
+    """Sends the status line, the full Content-Length and half the body, then aborts."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send(
+            {"type": "http.response.body", "body": self.body[: len(self.body) // 2], "more_body": True}
+        )
+        raise ConnectionDropped("fault injection: connection dropped mid-body")
+
+
+class _HideDroppedConnections(logging.Filter):
+    """Keeps the server log free of the tracebacks that the drop fault causes on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], ConnectionDropped))
+
+
+logging.getLogger("uvicorn.error").addFilter(_HideDroppedConnections())
+
+
+def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type=JSON, headers=headers)
+
+
+class Emulator:
+    """Route handlers over one store; `create_app` wires them into Starlette."""
+
+    def __init__(
+        self, store: MessageStore, *, access_key: str, faults: Faults, inclusive_end: bool, end_signal: str
+    ) -> None:
+        if end_signal not in END_SIGNALS:
+            raise ValueError(f"end_signal must be one of {END_SIGNALS}, not {end_signal!r}")
+        self.store = store
+        self.faults = faults
+        self.stats = RequestStats()
+        self.inclusive_end = inclusive_end
+        self.end_signal = end_signal
+        self._authorization = f"AccessKey {access_key}"
+        self._limiter = RateLimiter()
+
+    # -- plumbing -------------------------------------------------------------------------------------------
+
+    def api(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                self._authorize(request)
+                workspace_id = request.path_params["workspace_id"]
+                is_get = request.method == "GET"
+                if is_get:
+                    await self._request_faults(workspace_id)
+                if workspace_id != self.store.workspace_id:
+                    raise not_found("workspace")
+                status, body = await handler(request)
+            except ApiError as error:
+                return _json(error.status, error.body, error.headers)
+            return (
+                self._deliver(status, body) if is_get else Response(body, status_code=status, media_type=JSON)
+            )
+
+        return endpoint
+
+    def admin(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                self._authorize(request)
+                status, body = await handler(request)
+            except ApiError as error:
+                return _json(error.status, error.body)
+            return Response(body, status_code=status, media_type=JSON)
+
+        return endpoint
+
+    def _authorize(self, request: Request) -> None:
+        if request.headers.get("authorization") != self._authorization:
+            raise ApiError(401, "Unauthorized", "Missing or invalid access key")
+
+    async def _request_faults(self, workspace_id: str) -> None:
+        faults = self.faults
+        at = self.stats.record_get(workspace_id)
+        if faults.latency_ms > 0:
+            await asyncio.sleep(faults.latency_ms / 1000)
+        limited = faults.rate_limit_per_s is not None and not self._limiter.allow(
+            workspace_id, faults.rate_limit_per_s, at
+        )
+        if limited or faults.roll(faults.error_429_rate):
+            self.stats.record("429")
+            retry_after = (
+                None if faults.retry_after_s is None else {"Retry-After": f"{faults.retry_after_s:g}"}
+            )
+            raise ApiError(429, "TooManyRequests", "Too many requests, retry later", headers=retry_after)
+        if faults.roll(faults.error_5xx_rate):
+            self.stats.record("5xx")
+            status = faults.rng.choice((500, 502, 503))
+            raise ApiError(status, "InternalServerError", "Something went wrong, safe to retry")
+
+    def _deliver(self, status: int, body: bytes) -> Response:
+        if status == 200 and self.faults.roll(self.faults.drop_connection_rate):
+            self.stats.record("drop")
+            return _DroppingResponse(body, status_code=status, media_type=JSON)
+        if status == 200 and self.faults.roll(self.faults.truncate_json_rate):
+            self.stats.record("truncated")
+            return Response(body[: len(body) // 2], status_code=status, media_type=JSON)
+        return Response(body, status_code=status, media_type=JSON)
+
+    def _channel(self, request: Request) -> Channel:
+        channel = self.store.channel(request.path_params["channel_id"])
+        if channel is None:
+            raise not_found("channel")
+        return channel
+
+    def _next_token(self, page: Page) -> bytes | None:
+        """The `nextPageToken` value as JSON, or None to leave the field out (see docs/emulator.md)."""
+        if page.has_more and page.last_key is not None:
+            return orjson.dumps(encode_page_token(page.last_key))
+        if self.end_signal == "empty_string":
+            return b'""'
+        if self.end_signal == "empty_page" and page.last_key is not None:
+            return orjson.dumps(encode_page_token(page.last_key))
+        return None
+
+    # -- messages -------------------------------------------------------------------------------------------
+
+    async def workspace_messages(self, request: Request) -> tuple[int, bytes]:
+        query = parse_list_query(request.query_params, channel_list=False, inclusive_end=self.inclusive_end)
+        page = self._page(query, channel_id=None)
+        token = self._next_token(page)
+        tail = b"" if token is None else b',"nextPageToken":' + token
+        return 200, b'{"results":[' + b",".join(page.items) + b"]" + tail + b"}"
+
+    async def channel_messages(self, request: Request) -> tuple[int, bytes]:
+        channel = self._channel(request)
+        if request.method == "POST":
+            return await self._send(request, channel)
+        query = parse_list_query(request.query_params, channel_list=True, inclusive_end=self.inclusive_end)
+        page = self._page(query, channel_id=channel.id)
+        token = self._next_token(page)
+        head = b"{" + query.envelope_bounds() + (b"" if token is None else b'"nextPageToken":' + token + b",")
+        return 200, head + b'"results":[' + b",".join(page.items) + b"]}"
+
+    def _page(self, query: ListQuery, *, channel_id: str | None) -> Page:
+        inserts = self.faults.live_inserts_per_page
+        if inserts and query.after is not None:
+            inserted = self.store.insert_live(
+                inserts,
+                start_ms=query.start_ms if query.start_ms is not None else to_ms(self.store.spec.start),
+                end_ms=query.end_ms if query.end_ms is not None else to_ms(self.store.now) + 1,
+                channel_id=channel_id,
+            )
+            self.stats.record("live_insert", len(inserted))
+        return self.store.page(
+            channel_id=channel_id,
+            start_ms=query.start_ms,
+            end_ms=query.end_ms,
+            after=query.after,
+            oldest_first=query.oldest_first,
+            limit=query.limit,
+            keep=query.filters,
+        )
+
+    async def message(self, request: Request) -> tuple[int, bytes]:
+        channel_id = self._channel(request).id
+        try:
+            return 200, self.store.message_json(request.path_params["message_id"], channel_id=channel_id)
+        except KeyError:
+            raise not_found("message") from None
+
+    async def interactions(self, request: Request) -> tuple[int, bytes]:
+        channel_id = self._channel(request).id
+        try:
+            found = self.store.interactions(request.path_params["message_id"], channel_id=channel_id)
+        except KeyError:
+            raise not_found("message") from None
+        return 200, orjson.dumps({"results": found})
+
+    async def _send(self, request: Request, channel: Channel) -> tuple[int, bytes]:
+        try:
+            payload = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            raise _invalid({"body": ["invalid JSON"]}) from None
+        _validate_send(payload, multiple_receivers=channel.platform_id.startswith("email"))
+        return 202, self.store.send(channel, payload).json
+
+    # -- channels and reporting -----------------------------------------------------------------------------
+
+    async def channels(self, request: Request) -> tuple[int, bytes]:
+        p = Params(request.query_params)
+        limit, oldest_first = p.limit(), p.boolean("reverse")
+        platforms, wanted = set(p.platforms()), set(p.uuids("channelIds"))
+        after = p.page_token(None, None)
+        p.raise_if_invalid()
+        channels = sorted(
+            (
+                c
+                for c in self.store.channel_records()
+                if (not platforms or c.platform_id in platforms) and (not wanted or c.id in wanted)
+            ),
+            key=lambda c: (c.created_ms, c.id),
+            reverse=not oldest_first,
+        )
+        if after is not None:
+            channels = [
+                c
+                for c in channels
+                if ((c.created_ms, c.id) > after if oldest_first else (c.created_ms, c.id) < after)
+            ]
+        page = channels[:limit]
+        envelope: dict[str, Any] = {"results": [c.to_dict() for c in page]}
+        if len(channels) > limit:
+            envelope["nextPageToken"] = encode_page_token((page[-1].created_ms, page[-1].id))
+        return 200, orjson.dumps(envelope)
+
+    async def channel(self, request: Request) -> tuple[int, bytes]:
+        return 200, orjson.dumps(self._channel(request).to_dict())
+
+    async def metrics(self, request: Request) -> tuple[int, bytes]:
+        """Daily counts per channel and status (our assumption of Bird's unpublished shape)."""
+        p = Params(request.query_params)
+        start, end = p.date_time("periodStart", required=True), p.date_time("periodEnd", required=True)
+        if (p.one("groupBy") or "day") != "day":
+            p.fail("groupBy", "only day is emulated")
+        if start and end and end < start:
+            p.fail("periodEnd", "must not be before periodStart")
+        channel_ids = frozenset(p.uuids("channelId")) or None
+        p.raise_if_invalid()
+        assert start is not None and end is not None
+        return 200, orjson.dumps({"results": self.store.daily_counts(start, end, channel_ids=channel_ids)})
+
+    # -- admin ----------------------------------------------------------------------------------------------
+
+    async def admin_stats(self, request: Request) -> tuple[int, bytes]:
+        return 200, orjson.dumps({**self.stats.to_dict(), "now": iso_ms(to_ms(self.store.now))})
+
+    async def admin_faults(self, request: Request) -> tuple[int, bytes]:
+        try:
+            self.faults.update(orjson.loads(await request.body()))
+        except (orjson.JSONDecodeError, ValueError, TypeError) as error:
+            raise _invalid({"body": [str(error)]}) from None
+        return 200, orjson.dumps(self.faults.to_dict())
+
+    async def admin_ground_truth(self, request: Request) -> tuple[int, bytes]:
+        p = Params(request.query_params)
+        start, end = p.date_time("startAt", required=True), p.date_time("endAt", required=True)
+        channel_id = p.one_uuid("channelId")
+        p.raise_if_invalid()
+        assert start is not None and end is not None
+        ids = self.store.ground_truth_ids(start, end, channel_id=channel_id)
+        return 200, orjson.dumps({"ids": sorted(ids)})
+
+    async def admin_advance(self, request: Request) -> tuple[int, bytes]:
+        try:
+            to = orjson.loads(await request.body())["to"]
+            moment = parse_date_time(to)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise _invalid({"to": ["required, an RFC 3339 date-time"]}) from None
+        self.store.advance(moment)
+        return 200, orjson.dumps({"now": iso_ms(to_ms(self.store.now))})
+
+
+def _invalid(details: dict[str, list[str]]) -> ApiError:
+    return ApiError(422, "ValidationError", "The request did not pass validation", details)
+
+
+def _validate_send(payload: Any, *, multiple_receivers: bool) -> None:
+    """Bird's minimal send contract: one receiver contact (several on email) and a body or a template."""
+    errors: dict[str, list[str]] = {}
+    if not isinstance(payload, dict):
+        raise _invalid({"body": ["must be a JSON object"]})
+    receiver = payload.get("receiver")
+    contacts = receiver.get("contacts") if isinstance(receiver, dict) else None
+    if not isinstance(contacts, list) or not contacts:
+        errors["receiver.contacts"] = ["at least one contact is required"]
+    elif not all(isinstance(c, dict) and isinstance(c.get("identifierValue"), str) for c in contacts):
+        errors["receiver.contacts"] = ["each contact needs an identifierValue"]
+    elif len(contacts) > 1 and not multiple_receivers:
+        errors["receiver.contacts"] = ["only email messages can have several receivers"]
+    body, template = payload.get("body"), payload.get("template")
+    if (body is None) == (template is None):
+        errors["body"] = ["exactly one of body and template is required"]
+    elif body is not None and (not isinstance(body, dict) or body.get("type") not in BODY_TYPES):
+        errors["body.type"] = [f"must be one of {', '.join(BODY_TYPES)}"]
+    if not isinstance(payload.get("meta", {}), dict):
+        errors["meta"] = ["must be an object"]
+    tags = payload.get("tags", [])
+    if not isinstance(tags, list) or len(tags) > 10 or not all(isinstance(t, str) for t in tags):
+        errors["tags"] = ["at most 10 strings"]
+    if errors:
+        raise _invalid(errors)
+
+
+def create_app(
+    store: MessageStore,
+    *,
+    access_key: str,
+    faults: Faults | None = None,
+    inclusive_end: bool = False,
+    end_signal: str = "absent",
+) -> Starlette:
+    """The emulator for one store. `inclusive_end` and `end_signal` switch the undocumented semantics."""
+    emulator = Emulator(
+        store,
+        access_key=access_key,
+        faults=faults if faults is not None else Faults(),
+        inclusive_end=inclusive_end,
+        end_signal=end_signal,
+    )
+    workspace = "/workspaces/{workspace_id}"
+    message = workspace + "/channels/{channel_id}/messages/{message_id}"
+    api, admin = emulator.api, emulator.admin
+    app = Starlette(
+        routes=[
+            Route(workspace + "/channels", api(emulator.channels), methods=["GET"]),
+            Route(workspace + "/channels/messages", api(emulator.workspace_messages), methods=["GET"]),
+            Route(workspace + "/channels/{channel_id}", api(emulator.channel), methods=["GET"]),
+            Route(
+                workspace + "/channels/{channel_id}/messages",
+                api(emulator.channel_messages),
+                methods=["GET", "POST"],
+            ),
+            Route(message, api(emulator.message), methods=["GET"]),
+            Route(message + "/interactions", api(emulator.interactions), methods=["GET"]),
+            Route(workspace + "/reporting/channels/metrics", api(emulator.metrics), methods=["GET"]),
+            Route("/_emulator/stats", admin(emulator.admin_stats), methods=["GET"]),
+            Route("/_emulator/faults", admin(emulator.admin_faults), methods=["PUT"]),
+            Route("/_emulator/ground-truth", admin(emulator.admin_ground_truth), methods=["GET"]),
+            Route("/_emulator/advance", admin(emulator.admin_advance), methods=["POST"]),
+        ]
+    )
+    app.state.emulator = emulator
+    return app

@@ -1,0 +1,17 @@
+"""The partitioning of the archive: one UTC day of message creation per partition."""
+
+from __future__ import annotations
+
+import os
+from typing import Final
+
+import dagster as dg
+
+# Dagster needs the partition set when it loads the definitions, so this one setting is read at load time.
+ENV_PARTITIONS_START: Final = "BIRD_ETL_PARTITIONS_START"
+DEFAULT_PARTITIONS_START: Final = "2025-01-01"
+
+DAILY: Final = dg.DailyPartitionsDefinition(
+    start_date=os.environ.get(ENV_PARTITIONS_START, "").strip() or DEFAULT_PARTITIONS_START,
+    timezone="UTC",
+)

@@ -1,0 +1,98 @@
+"""Dagster resources: thin wrappers that hand configured plain-Python objects to the assets."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import dagster as dg
+import httpx
+
+from pipelines.bird.client import AsyncBirdClient
+from pipelines.bird.ratelimit import SharedRateLimiter
+from pipelines.bird.retry import RetryPolicy
+from pipelines.bird.settings import DEFAULT_API_URL, ENV_API_URL, BirdSettings
+from pipelines.ingest.fetch import FetchSettings
+from pipelines.lake import Lake
+from warehouse.store import Warehouse
+
+ENV_DATA_DIR = "BIRD_ETL_DATA_DIR"
+DEFAULT_DATA_DIR = "data"
+
+
+def data_dir_from_env() -> Path:
+    """The data directory (lake, warehouse, Dagster instance): $BIRD_ETL_DATA_DIR, default ./data."""
+    return Path(os.environ.get(ENV_DATA_DIR, "").strip() or DEFAULT_DATA_DIR).resolve()
+
+
+class BirdApi(dg.ConfigurableResource):
+    """The Bird workspace to archive and how hard we may call it (one request budget per workspace)."""
+
+    access_key: str
+    workspace_id: str
+    api_url: str = ""  # empty: $BIRD_API_URL, else https://api.bird.com
+    rate_limit_per_s: float = 40.0
+    max_attempts: int = 8
+    max_connections: int = 64
+    timeout_s: float = 30.0
+
+    def settings(self) -> BirdSettings:
+        api_url = self.api_url or os.environ.get(ENV_API_URL, "").strip() or DEFAULT_API_URL
+        return BirdSettings(access_key=self.access_key, workspace_id=self.workspace_id, api_url=api_url)
+
+    @asynccontextmanager
+    async def client(self, state_dir: Path) -> AsyncIterator[AsyncBirdClient]:
+        """A client whose every request draws on the workspace's shared budget under `state_dir`."""
+        settings = self.settings()
+        limiter = SharedRateLimiter(state_dir, settings.workspace_id, rate_per_s=self.rate_limit_per_s)
+        async with AsyncBirdClient(
+            settings,
+            limiter=limiter,
+            retry=RetryPolicy(max_attempts=self.max_attempts),
+            timeout=httpx.Timeout(self.timeout_s, connect=10.0),
+            max_connections=self.max_connections,
+        ) as client:
+            yield client
+
+
+class Archive(dg.ConfigurableResource):
+    """Where the archive lives and how partitions are fanned out."""
+
+    data_dir: str = ""
+    source: str = "workspace"  # "workspace": the workspace list; "channels": one list per channel
+    platforms: list[str] = []  # noqa: RUF012  (pydantic copies defaults) with source="channels": these platforms only
+    initial_parts: int = 8
+    leaf_concurrency: int = 32
+    spool_rows: int = 20_000
+
+    @property
+    def root(self) -> Path:
+        return Path(self.data_dir).resolve() if self.data_dir else data_dir_from_env()
+
+    @property
+    def lake(self) -> Lake:
+        return Lake(self.root / "lake")
+
+    @property
+    def staging_root(self) -> Path:
+        return self.root / "staging"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def warehouse(self) -> Warehouse:
+        return Warehouse(self.root)
+
+    def fetch_settings(self) -> FetchSettings:
+        if self.source not in ("workspace", "channels"):
+            raise dg.Failure(f"archive source must be 'workspace' or 'channels', got {self.source!r}")
+        return FetchSettings(
+            source=self.source,  # type: ignore[arg-type]
+            initial_parts=self.initial_parts,
+            leaf_concurrency=self.leaf_concurrency,
+            spool_rows=self.spool_rows,
+        )

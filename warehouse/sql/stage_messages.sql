@@ -1,0 +1,20 @@
+-- The rows a messages partition load writes: one row per id, the newest updated_at winning, and a version
+-- the warehouse already holds with a newer updated_at kept over an older incoming one.
+-- Reads the registered frame `incoming` (once: scanning a frame is the slow part); leaves temp table `staged`.
+create or replace temp table staged as
+select *
+from incoming
+qualify row_number() over (
+    partition by id order by updated_at desc, last_status_at desc nulls last, status
+) = 1;
+
+create or replace temp table newer_in_warehouse as
+select messages.*
+from messages
+semi join staged
+    on messages.id = staged.id
+    and messages.updated_at > staged.updated_at;
+
+delete from staged where id in (select id from newer_in_warehouse);
+
+insert into staged by name select * from newer_in_warehouse;

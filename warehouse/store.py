@@ -1,0 +1,307 @@
+"""The DuckDB warehouse: partition loads into a private working database, published as an atomic snapshot.
+
+DuckDB lets one process write a file or many read it, and its CLI opens files read-write by default. So the
+loader never opens the analyst-facing `warehouse.duckdb`: it writes `.warehouse/work.duckdb` (writers take a
+file lock in turn) and after each load copies it beside `warehouse.duckdb` and renames the copy over it.
+Sessions that already have the old file open keep reading the old inode; new sessions see the new snapshot.
+README.md ("Concurrency") explains the consequences for analysts.
+"""
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+from filelock import FileLock
+
+from transforms import marts
+from transforms.schema import CHANNEL_SCHEMA, INTERACTION_SCHEMA, MESSAGE_SCHEMA
+from warehouse.migrate import apply_migrations
+from warehouse.sqlfiles import PACKAGE_DIR, query, run
+
+SEEDS_DIR = PACKAGE_DIR / "seeds"
+SNAPSHOT_NAME = "warehouse.duckdb"
+_TEMP_PREFIX, _TEMP_SUFFIX = ".warehouse.", ".tmp"
+
+FAILURE_CODE_SEED_SCHEMA = pl.Schema({"failure_code": pl.Int32, "name": pl.String, "description": pl.String})
+FAILURE_SOURCE_SEED_SCHEMA = pl.Schema(
+    {"failure_source_name": pl.String, "description": pl.String, "is_platform": pl.Boolean}
+)
+
+Partition = tuple[str, datetime, datetime, pl.DataFrame]
+# Partitioned relations: their contract, and the column that must fall in the window (interactions belong to
+# the partition of their message, so their own created_at may lie after it).
+_PARTITIONED: dict[str, tuple[pl.Schema, str | None]] = {
+    "messages": (MESSAGE_SCHEMA, "created_at"),
+    "interactions": (INTERACTION_SCHEMA, None),
+}
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What one partition load changed."""
+
+    relation: str
+    workspace_id: str
+    start: datetime
+    end: datetime
+    n_rows: int  # rows the load wrote (the partition's rows, one per id)
+    n_replaced: int  # rows it deleted first (0 on a first load)
+    days: tuple[date, ...]  # UTC days whose mart rows it recomputed
+
+
+class Warehouse:
+    """The archive's DuckDB warehouse under `data_dir`; every public write publishes a new snapshot."""
+
+    def __init__(self, data_dir: Path, *, lock_timeout: float = 600.0) -> None:
+        self.data_dir = Path(data_dir)
+        self.path = self.data_dir / SNAPSHOT_NAME
+        self.work_path = self.data_dir / ".warehouse" / "work.duckdb"
+        self._lock = FileLock(self.work_path.parent / "writer.lock", timeout=lock_timeout)
+
+    # -- writing ------------------------------------------------------------------------------------------
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations and refresh the seeds; returns the versions applied now."""
+        with self._writer():
+            with self._work_connection() as con:
+                applied = self._upgrade(con)
+            self.publish()
+        return applied
+
+    def load_messages(
+        self, *, workspace_id: str, start: datetime, end: datetime, messages: pl.DataFrame
+    ) -> LoadResult:
+        """Replace the messages partition (workspace, created_at in [start, end)) and its days' marts."""
+        return self._load("messages", workspace_id, start, end, messages)
+
+    def load_interactions(
+        self, *, workspace_id: str, start: datetime, end: datetime, interactions: pl.DataFrame
+    ) -> LoadResult:
+        """Replace the interactions of the workspace's messages created in [start, end) (load those first)."""
+        return self._load("interactions", workspace_id, start, end, interactions)
+
+    def load_channels(self, channels: pl.DataFrame) -> None:
+        """Replace the channels of every workspace present in `channels`."""
+        channels = _conform(channels, CHANNEL_SCHEMA, "channels")
+        with self._writer():
+            with self._work_connection() as con:
+                self._upgrade(con)
+                with _transaction(con):
+                    con.register("incoming", channels)
+                    run(con, "replace_channels")
+            self.publish()
+
+    def rebuild(
+        self, partitions: Iterable[Partition], *, interactions: Iterable[Partition] = ()
+    ) -> list[LoadResult]:
+        """Replace all messages and interactions with the given lake partitions, in one transaction.
+
+        Each item is (workspace_id, start, end, frame). The marts are recomputed once at the end (so the
+        results carry no days) and one snapshot is published. Channels and the failure dimensions are kept.
+        """
+        results = []
+        with self._writer():
+            with self._work_connection() as con:
+                self._upgrade(con)
+                with _transaction(con):
+                    run(con, "truncate_partitioned")
+                    for relation, items in (("messages", partitions), ("interactions", interactions)):
+                        for workspace_id, start, end, frame in items:
+                            counts = self._replace(con, relation, workspace_id, start, end, frame)
+                            results.append(LoadResult(relation, workspace_id, start, end, *counts, days=()))
+                    self._refresh_failure_codes(con)
+                    run(con, "all_days")
+                    self._refresh_marts(con)
+            self.publish()
+        return results
+
+    def publish(self) -> None:
+        """Atomically replace `warehouse.duckdb` with a copy of the working database.
+
+        The copy is written and fsynced beside the target, then renamed over it (atomic on POSIX), so a reader
+        sees the old snapshot or the new one, never a mix. A write-ahead log left at `warehouse.duckdb.wal`
+        by an analyst's read-write session belongs to the old file: it is discarded, since DuckDB refuses to
+        open a database whose WAL does not match it.
+        """
+        with self._writer():
+            with self._work_connection() as con:
+                con.execute("checkpoint")
+            for leftover in self.data_dir.glob(f"{_TEMP_PREFIX}*{_TEMP_SUFFIX}"):
+                leftover.unlink()  # a copy from a publisher that crashed (we hold the writer lock)
+            fd, temp_name = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX, dir=self.data_dir)
+            os.close(fd)
+            temp_path = Path(temp_name)
+            try:
+                shutil.copyfile(self.work_path, temp_path)
+                temp_path.chmod(0o644)
+                _fsync(temp_path)
+                self._discard_stale_wal()
+                os.replace(temp_path, self.path)
+                self._discard_stale_wal()
+                _fsync(self.data_dir)
+            finally:
+                temp_path.unlink(missing_ok=True)
+
+    # -- reading ------------------------------------------------------------------------------------------
+
+    def connect_readonly(self) -> duckdb.DuckDBPyConnection:
+        """A read-only connection on the latest published snapshot.
+
+        `duckdb.connect(path)` would hand back the process's cached instance of an older snapshot while any
+        connection to it is open; attaching from a fresh in-memory database always opens the current file.
+        """
+        if not self.path.exists():
+            raise FileNotFoundError(
+                f"{self.path} is not published yet: run Warehouse.migrate() or a load first"
+            )
+        con = duckdb.connect()
+        con.execute("attach $path as warehouse (read_only)", {"path": str(self.path)})
+        con.execute("use warehouse")
+        con.execute("set TimeZone = 'UTC'")
+        return con
+
+    # -- internals ----------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _writer(self) -> Iterator[None]:
+        """Serialize writers across processes (reentrant: a load holds it while it publishes)."""
+        self.work_path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            yield
+
+    @contextmanager
+    def _work_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The working database; callers hold the writer lock."""
+        con = duckdb.connect(str(self.work_path))
+        try:
+            con.execute("set TimeZone = 'UTC'")
+            con.execute("set enable_progress_bar = false")
+            yield con
+        finally:
+            con.close()
+
+    def _upgrade(self, con: duckdb.DuckDBPyConnection) -> list[str]:
+        """Apply pending migrations and reload the seeds (cheap, and a seed edit needs no migration)."""
+        applied = apply_migrations(con)
+        with _transaction(con):
+            con.register("seed", _read_seed("failure_sources.csv", FAILURE_SOURCE_SEED_SCHEMA))
+            run(con, "replace_failure_sources")
+            self._refresh_failure_codes(con)
+        return applied
+
+    def _load(
+        self, relation: str, workspace_id: str, start: datetime, end: datetime, frame: pl.DataFrame
+    ) -> LoadResult:
+        """One partition load: replace its rows, then its days' mart rows, in one transaction; publish."""
+        with self._writer():
+            with self._work_connection() as con:
+                self._upgrade(con)
+                with _transaction(con):
+                    n_rows, n_replaced = self._replace(con, relation, workspace_id, start, end, frame)
+                    if relation == "messages":
+                        self._refresh_failure_codes(con)
+                    run(con, "affected_days")
+                    self._refresh_marts(con)
+                    days = tuple(query(con, "affected_day_list")["day"].to_list())
+            self.publish()
+        return LoadResult(relation, workspace_id, start, end, n_rows, n_replaced, days)
+
+    def _replace(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        relation: str,
+        workspace_id: str,
+        start: datetime,
+        end: datetime,
+        frame: pl.DataFrame,
+    ) -> tuple[int, int]:
+        """Validate, stage, replace and log one partition; returns (rows written, rows deleted)."""
+        schema, window_column = _PARTITIONED[relation]
+        frame = _conform(frame, schema, relation)
+        _check_partition(frame, workspace_id=workspace_id, start=start, end=end, window_column=window_column)
+        con.register("incoming", frame)
+        run(con, f"stage_{relation}")
+        run(con, f"replace_{relation}", workspace_id=workspace_id, start=start, end=end)
+        run(con, "log_load", relation=relation, workspace_id=workspace_id, start=start, end=end)
+        con.unregister("incoming")
+        n_rows, n_replaced = query(con, "staged_counts").row(0)
+        return n_rows, n_replaced
+
+    def _refresh_failure_codes(self, con: duckdb.DuckDBPyConnection) -> None:
+        """failure_codes = the seed plus every code observed in messages (unknown ones flagged)."""
+        seed = _read_seed("failure_codes.csv", FAILURE_CODE_SEED_SCHEMA)
+        observed = query(con, "observed_failure_codes")["failure_code"]
+        con.register("dimension", marts.failure_code_dimension(seed, observed))
+        run(con, "replace_failure_codes")
+
+    def _refresh_marts(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Recompute the mart rows of the (workspace, day) pairs in temp table `affected_days`."""
+        messages = query(con, "messages_of_affected_days").lazy()
+        interactions = query(con, "interactions_of_affected_days").lazy()
+        failure_codes = query(con, "failure_codes").lazy()
+        con.register("new_delivery_daily", marts.delivery_daily(messages).collect())
+        con.register("new_failure_breakdown", marts.failure_breakdown(messages, failure_codes).collect())
+        con.register("new_interaction_daily", marts.interaction_daily(interactions, messages).collect())
+        run(con, "replace_mart_days")
+
+    def _discard_stale_wal(self) -> None:
+        self.path.with_name(self.path.name + ".wal").unlink(missing_ok=True)
+
+
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    con.execute("begin transaction")
+    try:
+        yield
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
+
+
+def _conform(frame: pl.DataFrame, schema: pl.Schema, what: str) -> pl.DataFrame:
+    """`frame` with exactly the contract's columns in order; a missing column or another dtype is an error."""
+    problems = [
+        f"{name}: expected {dtype}, got {frame.schema.get(name, 'nothing')}"
+        for name, dtype in schema.items()
+        if frame.schema.get(name) != dtype
+    ]
+    extra = sorted(set(frame.columns) - set(schema.names()))
+    if problems or extra:
+        raise ValueError(f"{what} frame does not match its schema: {[*problems, f'unexpected {extra}']}")
+    return frame.select(schema.names())
+
+
+def _check_partition(
+    frame: pl.DataFrame, *, workspace_id: str, start: datetime, end: datetime, window_column: str | None
+) -> None:
+    """Every row belongs to the partition, so replacing it stays idempotent."""
+    if start.utcoffset() is None or end.utcoffset() is None or not start < end:
+        raise ValueError(f"partition window must be timezone-aware with start < end, got [{start}, {end})")
+    outside = pl.col("workspace_id") != workspace_id
+    if window_column is not None:
+        outside = outside | (pl.col(window_column) < start) | (pl.col(window_column) >= end)
+    n_outside = frame.filter(outside).height
+    if n_outside:
+        raise ValueError(
+            f"{n_outside} rows fall outside partition {workspace_id} [{start.isoformat()}, {end.isoformat()})"
+        )
+
+
+def _read_seed(name: str, schema: pl.Schema) -> pl.DataFrame:
+    return pl.read_csv(SEEDS_DIR / name, schema=schema)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
