@@ -296,3 +296,7 @@ def _print_report(start: dt.date, end: dt.date) -> None:
 
     table = failure_rate_by_channel(data_dir_from_env(), start, end)
     console.print(table)
+
+
+if __name__ == "__main__":
+    main()

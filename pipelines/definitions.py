@@ -5,13 +5,11 @@ from __future__ import annotations
 import dagster as dg
 
 from pipelines.assets import channels, messages, raw_messages
-from pipelines.partitions import DAILY
 from pipelines.resources import Archive, BirdApi
 
 ingest_job = dg.define_asset_job(
     "ingest_messages",
     selection=[raw_messages, messages],
-    partitions_def=DAILY,
     description="Land one UTC day of messages in the lake and load it into the warehouse.",
 )
 refresh_channels_job = dg.define_asset_job(

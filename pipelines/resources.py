@@ -19,6 +19,8 @@ from pipelines.lake import Lake
 from warehouse.store import Warehouse
 
 ENV_DATA_DIR = "BIRD_ETL_DATA_DIR"
+ENV_RATE_LIMIT = "BIRD_RATE_LIMIT_PER_S"
+DEFAULT_RATE_LIMIT_PER_S = 40.0
 DEFAULT_DATA_DIR = "data"
 
 
@@ -33,7 +35,7 @@ class BirdApi(dg.ConfigurableResource):
     access_key: str
     workspace_id: str
     api_url: str = ""  # empty: $BIRD_API_URL, else https://api.bird.com
-    rate_limit_per_s: float = 40.0
+    rate_limit_per_s: float = 0.0  # 0: $BIRD_RATE_LIMIT_PER_S, else 40 (Bird allows 50 GET/s per workspace)
     max_attempts: int = 8
     max_connections: int = 64
     timeout_s: float = 30.0
@@ -42,11 +44,26 @@ class BirdApi(dg.ConfigurableResource):
         api_url = self.api_url or os.environ.get(ENV_API_URL, "").strip() or DEFAULT_API_URL
         return BirdSettings(access_key=self.access_key, workspace_id=self.workspace_id, api_url=api_url)
 
+    def request_budget(self) -> float:
+        """GET requests per second this workspace may use, shared by every run and process."""
+        if self.rate_limit_per_s:
+            return self.rate_limit_per_s
+        configured = os.environ.get(ENV_RATE_LIMIT, "").strip()
+        try:
+            budget = float(configured) if configured else DEFAULT_RATE_LIMIT_PER_S
+        except ValueError:
+            raise dg.Failure(
+                f"{ENV_RATE_LIMIT} must be a number of requests per second, got {configured!r}"
+            ) from None
+        if budget <= 0:
+            raise dg.Failure(f"{ENV_RATE_LIMIT} must be positive, got {configured!r}")
+        return budget
+
     @asynccontextmanager
     async def client(self, state_dir: Path) -> AsyncIterator[AsyncBirdClient]:
         """A client whose every request draws on the workspace's shared budget under `state_dir`."""
         settings = self.settings()
-        limiter = SharedRateLimiter(state_dir, settings.workspace_id, rate_per_s=self.rate_limit_per_s)
+        limiter = SharedRateLimiter(state_dir, settings.workspace_id, rate_per_s=self.request_budget())
         async with AsyncBirdClient(
             settings,
             limiter=limiter,
