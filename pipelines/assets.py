@@ -10,7 +10,7 @@ import datetime as dt
 import dagster as dg
 
 from pipelines.ingest.channels import CHANNELS, channels_frame, scan_channels, select_channel_ids
-from pipelines.ingest.land import RAW_MESSAGES, LandedPartition, land_messages
+from pipelines.ingest.land import RAW_MESSAGES, REJECTED_RECORDS, LandedPartition, land_messages
 from pipelines.lake import write_table_atomically
 from pipelines.partitions import DAILY
 from pipelines.progress import MESSAGES_LANDED
@@ -117,6 +117,7 @@ def _landing_metadata(landed: LandedPartition) -> dict[str, object]:
         "resumed_sub_windows": stats.resumed_leaves,
         "outside_window_dropped": stats.outside_window,
         "duplicates_dropped": stats.duplicates,
+        "rejected_records": stats.rejected,
         "duration_s": round(landed.seconds, 3),
         "messages_per_s": round(stats.messages / landed.seconds, 1) if landed.seconds else 0.0,
         "path": dg.MetadataValue.path(str(landed.path)),
@@ -138,8 +139,13 @@ def messages(context: dg.AssetExecutionContext, bird: BirdApi, archive: Archive)
     if raw is None:
         raise dg.Failure(f"raw_messages partition {window.start.date()} is missing: materialize it first")
     flat = flatten_messages(raw, scan_channels(archive.lake, workspace_id)).collect()
+    rejected = archive.lake.scan_partition(REJECTED_RECORDS, workspace_id, window.start.date())
     result = archive.warehouse.load_messages(
-        workspace_id=workspace_id, start=window.start, end=window.end, messages=flat
+        workspace_id=workspace_id,
+        start=window.start,
+        end=window.end,
+        messages=flat,
+        rejected=rejected.collect() if rejected is not None else None,
     )
     return dg.MaterializeResult(
         metadata={

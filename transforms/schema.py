@@ -41,6 +41,18 @@ RAW_INTERACTION_SCHEMA: Final = pl.Schema(
     }
 )
 
+# rejected_records: one row per item of a page that could not be archived as a message (quarantine),
+# partitioned like raw_messages by the day that was being paged.
+REJECTED_RECORD_SCHEMA: Final = pl.Schema(
+    {
+        "workspace_id": pl.String,
+        "partition_date": pl.Date,
+        "reason": pl.String,
+        "raw": pl.String,
+        "ingested_at": UTC_TS,
+    }
+)
+
 # channels: one row per channel (GET /workspaces/{ws}/channels).
 CHANNEL_SCHEMA: Final = pl.Schema(
     {

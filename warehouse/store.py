@@ -21,7 +21,7 @@ import polars as pl
 from filelock import FileLock
 
 from transforms import marts
-from transforms.schema import CHANNEL_SCHEMA, INTERACTION_SCHEMA, MESSAGE_SCHEMA
+from transforms.schema import CHANNEL_SCHEMA, INTERACTION_SCHEMA, MESSAGE_SCHEMA, REJECTED_RECORD_SCHEMA
 from warehouse.migrate import apply_migrations
 from warehouse.sqlfiles import PACKAGE_DIR, query, run
 
@@ -76,10 +76,20 @@ class Warehouse:
         return applied
 
     def load_messages(
-        self, *, workspace_id: str, start: datetime, end: datetime, messages: pl.DataFrame
+        self,
+        *,
+        workspace_id: str,
+        start: datetime,
+        end: datetime,
+        messages: pl.DataFrame,
+        rejected: pl.DataFrame | None = None,
     ) -> LoadResult:
-        """Replace the messages partition (workspace, created_at in [start, end)) and its days' marts."""
-        return self._load("messages", workspace_id, start, end, messages)
+        """Replace the messages partition (workspace, created_at in [start, end)) and its days' marts.
+
+        `rejected` (REJECTED_RECORD_SCHEMA), when given, replaces the partition's quarantine in the same
+        transaction.
+        """
+        return self._load("messages", workspace_id, start, end, messages, rejected)
 
     def load_interactions(
         self, *, workspace_id: str, start: datetime, end: datetime, interactions: pl.DataFrame
@@ -197,7 +207,13 @@ class Warehouse:
         return applied
 
     def _load(
-        self, relation: str, workspace_id: str, start: datetime, end: datetime, frame: pl.DataFrame
+        self,
+        relation: str,
+        workspace_id: str,
+        start: datetime,
+        end: datetime,
+        frame: pl.DataFrame,
+        rejected: pl.DataFrame | None = None,
     ) -> LoadResult:
         """One partition load: replace its rows, then its days' mart rows, in one transaction; publish."""
         with self._writer():
@@ -205,6 +221,17 @@ class Warehouse:
                 self._upgrade(con)
                 with _transaction(con):
                     n_rows, n_replaced = self._replace(con, relation, workspace_id, start, end, frame)
+                    if rejected is not None:
+                        con.register(
+                            "incoming_rejected", _conform(rejected, REJECTED_RECORD_SCHEMA, "rejected")
+                        )
+                        run(
+                            con,
+                            "replace_rejected_records",
+                            workspace_id=workspace_id,
+                            partition_date=start.date(),
+                        )
+                        con.unregister("incoming_rejected")
                     if relation == "messages":
                         self._refresh_failure_codes(con)
                     run(con, "affected_days")

@@ -135,12 +135,24 @@ class Channel(_Model):
     status: str | None = None
 
 
+class RejectedRecord(msgspec.Struct, frozen=True):
+    """An item of a page that is not a usable message (no id, a timestamp that does not parse, a wrong type)."""
+
+    raw: bytes
+    reason: str
+
+
 class MessagePage(msgspec.Struct, frozen=True):
-    """One page of a message list: typed keys, each message's JSON as served, the next page's cursor."""
+    """One page of a message list: typed keys, each message's JSON as served, the next page's cursor.
+
+    Items that cannot be keyed are set aside in `rejected` with the reason, never dropped and never fatal:
+    one bad record must not stop the archive. New enum values are not rejected (status etc. are open strings).
+    """
 
     keys: list[MessageKey]
     raw: list[bytes]
     next_page_token: str | None
+    rejected: list[RejectedRecord] = msgspec.field(default_factory=list)
 
 
 class InteractionList(msgspec.Struct, frozen=True):
@@ -181,12 +193,31 @@ def _token(value: str | None) -> str | None:
 
 def decode_message_page(body: bytes) -> MessagePage:
     envelope = _RAW_RESULTS.decode(body)
-    raw = [bytes(item) for item in envelope.results]
+    keys, raw, rejected = [], [], []
+    for item in envelope.results:
+        data = bytes(item)
+        try:
+            key = _MESSAGE_KEY.decode(data)
+            reason = _unusable(key)
+        except msgspec.DecodeError as error:  # ValidationError included: missing field, wrong type
+            reason = str(error)
+        if reason:
+            rejected.append(RejectedRecord(data, reason))
+        else:
+            keys.append(key)
+            raw.append(data)
     return MessagePage(
-        keys=[_MESSAGE_KEY.decode(item) for item in raw],
-        raw=raw,
-        next_page_token=_token(envelope.next_page_token),
+        keys=keys, raw=raw, next_page_token=_token(envelope.next_page_token), rejected=rejected
     )
+
+
+def _unusable(key: MessageKey) -> str | None:
+    """Why a decoded key cannot place its message in the archive, if it cannot."""
+    if not key.id.strip():
+        return "empty `$.id`"
+    if key.created_at.tzinfo is None or key.updated_at.tzinfo is None:
+        return "timestamp without a timezone in `$.createdAt` or `$.updatedAt`"
+    return None
 
 
 def decode_message(body: bytes) -> Message:

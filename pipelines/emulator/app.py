@@ -1,9 +1,11 @@
 """The Bird Channels API emulator as a Starlette app: Bird's routes, envelopes and errors, plus faults.
 
-Request flow for the API routes: AccessKey check (401) -> GET faults (latency, rate limit, 429, 5xx) ->
-workspace/channel/message lookup (404) -> parameter validation (422) -> the page, joined from pre-serialized
-JSON bytes -> delivery faults (dropped connection, truncated body). `/_emulator/*` are admin routes for tests
-steering an emulator in another process: same AccessKey, never faulted, not counted.
+Request flow for the API routes: AccessKey check (401) -> GET faults (latency, slow answers, rate limit,
+429, 5xx) -> workspace/channel/message lookup (404, also for a deleted channel) -> parameter validation (422,
+also a rejected pageToken) -> the page, joined from pre-serialized JSON bytes (with any foreign or repeated
+items) -> delivery faults (dropped connection, truncated body, invalid JSON). `/_emulator/*` are admin routes
+for tests steering an emulator in another process: same AccessKey, never faulted, not counted.
+`/openapi.json` describes the API routes and needs no key (Bird's reference is public too).
 """
 
 import asyncio
@@ -20,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from pipelines.emulator.faults import Faults, RateLimiter, RequestStats
 from pipelines.emulator.model import Channel, iso_ms, to_ms
+from pipelines.emulator.openapi import openapi_document
 from pipelines.emulator.query import (
     ApiError,
     ListQuery,
@@ -123,6 +126,9 @@ class Emulator:
         at = self.stats.record_get(workspace_id)
         if faults.latency_ms > 0:
             await asyncio.sleep(faults.latency_ms / 1000)
+        if faults.roll(faults.slow_rate):
+            self.stats.record("slow")
+            await asyncio.sleep(faults.slow_ms / 1000)
         limited = faults.rate_limit_per_s is not None and not self._limiter.allow(
             workspace_id, faults.rate_limit_per_s, at
         )
@@ -144,13 +150,24 @@ class Emulator:
         if status == 200 and self.faults.roll(self.faults.truncate_json_rate):
             self.stats.record("truncated")
             return Response(body[: len(body) // 2], status_code=status, media_type=JSON)
+        if status == 200 and self.faults.roll(self.faults.invalid_json_rate):
+            self.stats.record("invalid_json")
+            return Response(b"<html><body>502 Bad Gateway</body></html>", status_code=status, media_type=JSON)
         return Response(body, status_code=status, media_type=JSON)
 
     def _channel(self, request: Request) -> Channel:
         channel = self.store.channel(request.path_params["channel_id"])
         if channel is None:
             raise not_found("channel")
+        if self._is_deleted(channel.id):
+            self.stats.record("deleted_channel")
+            raise not_found("channel")
         return channel
+
+    def _is_deleted(self, channel_id: str) -> bool:
+        """The deleted-channel fault: gone once `delete_after_gets` GETs were served."""
+        faults = self.faults
+        return faults.deleted_channel_id == channel_id and self.stats.total_gets() > faults.delete_after_gets
 
     def _next_token(self, page: Page) -> bytes | None:
         """The `nextPageToken` value as JSON, or None to leave the field out (see docs/emulator.md)."""
@@ -182,7 +199,11 @@ class Emulator:
         return 200, head + b'"results":[' + b",".join(page.items) + b"]}"
 
     def _page(self, query: ListQuery, *, channel_id: str | None) -> Page:
-        inserts = self.faults.live_inserts_per_page
+        faults = self.faults
+        if query.after is not None and faults.roll(faults.reject_page_token_rate):
+            self.stats.record("token_rejected")
+            raise _invalid({"pageToken": ["expired, start again without a pageToken"]})
+        inserts = faults.live_inserts_per_page
         if inserts and query.after is not None:
             inserted = self.store.insert_live(
                 inserts,
@@ -191,7 +212,7 @@ class Emulator:
                 channel_id=channel_id,
             )
             self.stats.record("live_insert", len(inserted))
-        return self.store.page(
+        page = self.store.page(
             channel_id=channel_id,
             start_ms=query.start_ms,
             end_ms=query.end_ms,
@@ -200,6 +221,36 @@ class Emulator:
             limit=query.limit,
             keep=query.filters,
         )
+        return self._corrupt(page, query, channel_id)
+
+    def _corrupt(self, page: Page, query: ListQuery, channel_id: str | None) -> Page:
+        """The page-content faults: the previous page's last item again, one item from outside the window."""
+        faults, items = self.faults, list(page.items)
+        if query.after is not None and faults.roll(faults.duplicate_rate):
+            self.stats.record("duplicate")
+            items.insert(0, self.store.message_json(query.after[1]))
+        if faults.roll(faults.outside_window_rate) and (foreign := self._outside(query, channel_id)):
+            self.stats.record("outside_window")
+            items.insert(len(items) // 2, foreign)
+        return Page(items, page.last_key, page.has_more)
+
+    def _outside(self, query: ListQuery, channel_id: str | None) -> bytes | None:
+        """A message created just before the query's window, else just after it; None if unbounded."""
+        for start_ms, end_ms, oldest_first in ((None, query.start_ms, False), (query.end_ms, None, True)):
+            if start_ms is None and end_ms is None:
+                continue
+            found = self.store.page(
+                channel_id=channel_id,
+                start_ms=start_ms,
+                end_ms=end_ms,
+                after=None,
+                oldest_first=oldest_first,
+                limit=1,
+                keep=(),
+            )
+            if found.items:
+                return found.items[0]
+        return None
 
     async def message(self, request: Request) -> tuple[int, bytes]:
         channel_id = self._channel(request).id
@@ -236,7 +287,9 @@ class Emulator:
             (
                 c
                 for c in self.store.channel_records()
-                if (not platforms or c.platform_id in platforms) and (not wanted or c.id in wanted)
+                if (not platforms or c.platform_id in platforms)
+                and (not wanted or c.id in wanted)
+                and not self._is_deleted(c.id)
             ),
             key=lambda c: (c.created_ms, c.id),
             reverse=not oldest_first,
@@ -269,7 +322,10 @@ class Emulator:
         assert start is not None and end is not None
         return 200, orjson.dumps({"results": self.store.daily_counts(start, end, channel_ids=channel_ids)})
 
-    # -- admin ----------------------------------------------------------------------------------------------
+    # -- description and admin ------------------------------------------------------------------------------
+
+    async def openapi(self, request: Request) -> Response:
+        return _json(200, openapi_document(str(request.base_url).rstrip("/")))
 
     async def admin_stats(self, request: Request) -> tuple[int, bytes]:
         return 200, orjson.dumps({**self.stats.to_dict(), "now": iso_ms(to_ms(self.store.now))})
@@ -363,6 +419,7 @@ def create_app(
             Route(message, api(emulator.message), methods=["GET"]),
             Route(message + "/interactions", api(emulator.interactions), methods=["GET"]),
             Route(workspace + "/reporting/channels/metrics", api(emulator.metrics), methods=["GET"]),
+            Route("/openapi.json", emulator.openapi, methods=["GET"]),
             Route("/_emulator/stats", admin(emulator.admin_stats), methods=["GET"]),
             Route("/_emulator/faults", admin(emulator.admin_faults), methods=["PUT"]),
             Route("/_emulator/ground-truth", admin(emulator.admin_ground_truth), methods=["GET"]),

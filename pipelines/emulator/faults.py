@@ -24,6 +24,14 @@ class Faults:
     rate_limit_per_s: float | None = None  # Bird's per-workspace GET limit is 50/s; above it, 429
     live_inserts_per_page: int = 0  # new messages created inside the window whenever a next page is asked for
     truncate_json_rate: float = 0.0  # 200 with a body cut short
+    invalid_json_rate: float = 0.0  # 200 with an HTML body (a proxy's error page), not JSON
+    slow_rate: float = 0.0  # share of GETs held back `slow_ms` before answering (past a client's timeout)
+    slow_ms: float = 0.0
+    reject_page_token_rate: float = 0.0  # a list request with a pageToken gets 422 on pageToken (expired)
+    outside_window_rate: float = 0.0  # a list page carries one extra message created outside the window
+    duplicate_rate: float = 0.0  # a next page repeats the last message of the page before it
+    deleted_channel_id: str | None = None  # this channel is deleted (404, gone from /channels) ...
+    delete_after_gets: int = 0  # ... once this many GETs were served: a channel deleted mid-run
     seed: int = 0
     rng: random.Random = field(init=False, repr=False, compare=False)
 
@@ -49,13 +57,18 @@ class Faults:
         return {name: value for name, value in asdict(self).items() if name != "rng"}
 
 
-_OPTIONAL_FIELDS = {"retry_after_s", "rate_limit_per_s"}
-_INTEGER_FIELDS = {"live_inserts_per_page", "seed"}
+_OPTIONAL_FIELDS = {"retry_after_s", "rate_limit_per_s", "deleted_channel_id"}
+_INTEGER_FIELDS = {"live_inserts_per_page", "delete_after_gets", "seed"}
+_STRING_FIELDS = {"deleted_channel_id"}
 
 
-def _coerce(name: str, value: Any) -> float | int | None:
+def _coerce(name: str, value: Any) -> float | int | str | None:
     if value is None and name in _OPTIONAL_FIELDS:
         return None
+    if name in _STRING_FIELDS:
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be a string or null")
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number")
     return int(value) if name in _INTEGER_FIELDS else float(value)
@@ -83,7 +96,9 @@ class RequestStats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.gets: Counter[str] = Counter()
-        self.served: Counter[str] = Counter()  # "429", "5xx", "drop", "truncated", "live_insert"
+        # "429", "5xx", "drop", "truncated", "live_insert", "invalid_json", "slow", "token_rejected",
+        # "outside_window", "duplicate", "deleted_channel"
+        self.served: Counter[str] = Counter()
         self.arrivals: list[float] = []  # time.monotonic() of each GET, in arrival order
 
     def record_get(self, workspace_id: str) -> float:
@@ -92,6 +107,10 @@ class RequestStats:
             self.gets[workspace_id] += 1
             self.arrivals.append(at)
         return at
+
+    def total_gets(self) -> int:
+        with self._lock:
+            return len(self.arrivals)
 
     def record(self, what: str, n: int = 1) -> None:
         with self._lock:
@@ -119,5 +138,11 @@ class RequestStats:
             "drops": served.get("drop", 0),
             "truncated": served.get("truncated", 0),
             "live_inserts": served.get("live_insert", 0),
+            "invalid_json": served.get("invalid_json", 0),
+            "slow": served.get("slow", 0),
+            "tokens_rejected": served.get("token_rejected", 0),
+            "outside_window": served.get("outside_window", 0),
+            "duplicates": served.get("duplicate", 0),
+            "deleted_channel_404s": served.get("deleted_channel", 0),
             "max_gets_per_second": self.max_gets_per_second(),
         }

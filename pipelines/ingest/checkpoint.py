@@ -35,6 +35,7 @@ class LeafProgress:
     pages: int = 0
     rows: int = 0
     spool_files: list[str] = field(default_factory=list)
+    rejected: list[dict[str, str]] = field(default_factory=list)  # {"raw", "reason"} of quarantined items
 
     @property
     def leaf_id(self) -> str:

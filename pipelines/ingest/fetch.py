@@ -81,12 +81,14 @@ class FetchStats:
     restarted_leaves: int = 0
     outside_window: int = 0
     duplicates: int = 0
+    rejected: int = 0
 
 
 @dataclass
 class FetchResult:
     spool_files: list[str]
     stats: FetchStats = field(default_factory=FetchStats)
+    rejected: list[dict[str, str]] = field(default_factory=list)
 
 
 class PartitionFetcher:
@@ -141,9 +143,11 @@ class PartitionFetcher:
         self.staging.save(checkpoint)
         await self._run_leaves(checkpoint)
         leaves = sorted(checkpoint.leaves.values(), key=lambda leaf: (leaf.channel_id or "", leaf.window_key))
+        rejected = [record for leaf in leaves for record in leaf.rejected]
         self.stats.leaves = len(leaves)
         self.stats.messages = sum(leaf.rows for leaf in leaves)
-        return FetchResult([name for leaf in leaves for name in leaf.spool_files], self.stats)
+        self.stats.rejected = len(rejected)
+        return FetchResult([name for leaf in leaves for name in leaf.spool_files], self.stats, rejected)
 
     def _initial_parts(self, expected_messages: int | None) -> int:
         if expected_messages is None:
@@ -264,6 +268,7 @@ class PartitionFetcher:
         ]
 
     def _flush(self, leaf: LeafProgress, buffer: _SpoolBuffer) -> None:
+        leaf.rejected.extend(buffer.rejected)
         if buffer.rows:
             name = f"{leaf.leaf_id.replace(':', '_')}-{len(leaf.spool_files):05d}.parquet"
             write_table_atomically(buffer.table(), self.staging.spool_path(name))
@@ -274,7 +279,7 @@ class PartitionFetcher:
         """Page a leaf again from its start (its token was rejected, e.g. expired)."""
         for name in leaf.spool_files:
             self.staging.spool_path(name).unlink(missing_ok=True)
-        leaf.spool_files, leaf.rows, leaf.pages, leaf.next_token = [], 0, 0, None
+        leaf.spool_files, leaf.rows, leaf.pages, leaf.next_token, leaf.rejected = [], 0, 0, None, []
         leaf.state = LeafState.PAGING
         self.staging.save(checkpoint)
 
@@ -295,6 +300,7 @@ class _SpoolBuffer:
         self.created_at: list[dt.datetime] = []
         self.updated_at: list[dt.datetime] = []
         self.raw: list[bytes] = []
+        self.rejected: list[dict[str, str]] = []
 
     @property
     def rows(self) -> int:
@@ -303,6 +309,10 @@ class _SpoolBuffer:
     def add(
         self, page: MessagePage, window: Window, seen: set[str], known: frozenset[str], stats: FetchStats
     ) -> int:
+        self.rejected.extend(
+            {"raw": record.raw.decode("utf-8", "replace"), "reason": record.reason}
+            for record in page.rejected
+        )
         added = 0
         for key, raw in zip(page.keys, page.raw, strict=True):
             if not window.contains(key.created_at):

@@ -23,8 +23,10 @@ from pipelines.ingest.checkpoint import StagingArea
 from pipelines.ingest.fetch import RAW_MESSAGE_ARROW_SCHEMA, FetchSettings, FetchStats, PartitionFetcher
 from pipelines.ingest.windows import Window
 from pipelines.lake import Lake
+from transforms.schema import REJECTED_RECORD_SCHEMA
 
 RAW_MESSAGES = "raw_messages"
+REJECTED_RECORDS = "rejected_records"
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ async def land_messages(
     main = StagingArea(root / "main")
     result = await fetcher(main).run(partition_key, window, channel_ids, expected)
     spools = [main.spool_path(name) for name in result.spool_files]
-    stats, repaired = result.stats, []
+    stats, repaired, rejected = result.stats, [], list(result.rejected)
     for round_number in range(1, settings.repair_rounds + 1):
         bird_counts = await _bird_counts(client, window)  # again: messages may have arrived while paging
         landed = _counts_by_channel(spools)
@@ -88,8 +90,11 @@ async def land_messages(
         spools += [repair.spool_path(name) for name in extra.spool_files]
         stats.pages += extra.stats.pages
         stats.messages += extra.stats.messages
+        rejected += extra.rejected
         repaired += short
     rows = _assemble(lake, workspace_id, day, spools)
+    _write_rejected(lake, workspace_id, day, rejected, ingested_at)
+    stats.rejected = len(rejected)
     StagingArea(root).clear()
     return LandedPartition(
         lake.partition_file(RAW_MESSAGES, workspace_id, day),
@@ -136,3 +141,22 @@ def _assemble(lake: Lake, workspace_id: str, day: dt.date, spools: list[Path]) -
             writer.write_table(table)
             rows += table.num_rows
     return rows
+
+
+def _write_rejected(
+    lake: Lake, workspace_id: str, day: dt.date, rejected: list[dict[str, str]], ingested_at: dt.datetime
+) -> None:
+    """The partition's quarantine, replaced with every landing (empty when nothing was rejected)."""
+    frame = pl.DataFrame(
+        {
+            "workspace_id": [workspace_id] * len(rejected),
+            "partition_date": [day] * len(rejected),
+            "reason": [r["reason"] for r in rejected],
+            "raw": [r["raw"] for r in rejected],
+            "ingested_at": [ingested_at] * len(rejected),
+        },
+        schema=REJECTED_RECORD_SCHEMA,
+    )
+    schema = REJECTED_RECORD_SCHEMA.to_arrow()
+    with lake.write_partition(REJECTED_RECORDS, workspace_id, day, schema) as writer:
+        writer.write_table(frame.to_arrow().cast(schema))
