@@ -96,6 +96,7 @@ async def _land_day(bird: BirdApi, archive: Archive, day: dt.date) -> tuple[Land
             settings=settings,
             channel_ids=channel_ids,
             on_messages=MESSAGES_LANDED.add,
+            pii=archive.pii_policy(),
         )
         stats = client.stats
         return landed, {

@@ -15,6 +15,7 @@ from pipelines.bird.ratelimit import SharedRateLimiter
 from pipelines.bird.retry import RetryPolicy
 from pipelines.bird.settings import DEFAULT_API_URL, ENV_API_URL, BirdSettings
 from pipelines.ingest.fetch import FetchSettings
+from pipelines.ingest.pii import ENV_PII, ENV_PII_KEY, PiiMode, PiiPolicy
 from pipelines.lake import Lake
 from warehouse.store import Warehouse
 
@@ -83,6 +84,9 @@ class Archive(dg.ConfigurableResource):
     initial_parts: int = 8
     leaf_concurrency: int = 32
     spool_rows: int = 20_000
+    pii: str = (
+        ""  # keep | hash | drop; empty: $BIRD_ETL_PII, else keep. The hash key: $BIRD_ETL_PII_KEY only.
+    )
 
     @property
     def root(self) -> Path:
@@ -113,3 +117,15 @@ class Archive(dg.ConfigurableResource):
             leaf_concurrency=self.leaf_concurrency,
             spool_rows=self.spool_rows,
         )
+
+    def pii_policy(self) -> PiiPolicy:
+        """The PII policy; its secret key is read from the environment only, never from config."""
+        configured = self.pii or os.environ.get(ENV_PII, "").strip() or PiiMode.KEEP.value
+        try:
+            mode = PiiMode(configured)
+        except ValueError:
+            raise dg.Failure(f"pii must be one of keep, hash, drop; got {configured!r}") from None
+        try:
+            return PiiPolicy(mode, os.environ.get(ENV_PII_KEY))
+        except ValueError as error:
+            raise dg.Failure(str(error)) from None

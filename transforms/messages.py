@@ -89,7 +89,9 @@ def flatten_messages(raw: pl.LazyFrame, channels: pl.LazyFrame) -> pl.LazyFrame:
     """raw_messages (RAW_MESSAGE_SCHEMA) + channels (CHANNEL_SCHEMA) -> messages (MESSAGE_SCHEMA).
 
     One row per message id, the version with the latest `updated_at`. `country_code` is the region of the
-    contact's phone number (the receiver of outgoing messages, the sender of incoming ones).
+    contact's phone number (the receiver of outgoing messages, the sender of incoming ones), null when the
+    number does not parse; for contacts without a readable number (email addresses, identifiers hashed by
+    the PII policy) it is Bird's own `countryCode` of the contact.
     """
     message = pl.col("message")
     sender, receiver, failure = (message.struct.field(name) for name in ("sender", "receiver", "failure"))
@@ -101,6 +103,7 @@ def flatten_messages(raw: pl.LazyFrame, channels: pl.LazyFrame) -> pl.LazyFrame:
     contact = pl.coalesce(first_contact, sender.struct.field("contact"))
     contact_identifier = contact.struct.field("identifierValue")
     is_contact_phone = _identifier_kind(contact.struct.field("identifierKey"), contact_identifier) == "phone"
+    is_readable_number = is_contact_phone & contact_identifier.str.contains(r"^\+?\d")
     status = pl.col("status")
     is_final = status.is_in(vocabulary.FINAL_STATUSES)
     last_status_at = parse_timestamp(message.struct.field("lastStatusAt"))
@@ -128,7 +131,9 @@ def flatten_messages(raw: pl.LazyFrame, channels: pl.LazyFrame) -> pl.LazyFrame:
             ),
             receiver_identifier=receiver_identifier,
             receiver_kind=_identifier_kind(first_contact.struct.field("identifierKey"), receiver_identifier),
-            country_code=country_code(pl.when(is_contact_phone).then(contact_identifier)),
+            country_code=pl.when(is_readable_number)
+            .then(country_code(pl.when(is_readable_number).then(contact_identifier)))
+            .otherwise(contact.struct.field("countryCode")),
             body_type=pl.coalesce(
                 message.struct.field("body").struct.field("type"),
                 pl.when(message.struct.field("template").is_not_null()).then(pl.lit("template")),

@@ -29,11 +29,13 @@ from pipelines.bird.errors import PaginationError, ValidationError
 from pipelines.bird.models import MessagePage
 from pipelines.bird.query import MessageQuery
 from pipelines.ingest.checkpoint import Checkpoint, LeafProgress, LeafState, StagingArea
+from pipelines.ingest.pii import PiiMode, PiiPolicy
 from pipelines.ingest.windows import MILLISECOND, Window
 from pipelines.lake import write_table_atomically
 from transforms.schema import RAW_MESSAGE_SCHEMA
 
 RAW_MESSAGE_ARROW_SCHEMA = RAW_MESSAGE_SCHEMA.to_arrow()
+KEEP_PII = PiiPolicy(PiiMode.KEEP)
 
 
 class MessageLister(Protocol):
@@ -104,8 +106,10 @@ class PartitionFetcher:
         ingested_at: dt.datetime,
         on_messages: Callable[[int], None] | None = None,
         known_ids: frozenset[str] = frozenset(),
+        pii: PiiPolicy = KEEP_PII,
     ) -> None:
         self.client = client
+        self.pii = pii
         self.known_ids = known_ids  # landed by an earlier pass: a repair pass spools only what is new
         self.staging = staging
         self.workspace_id = workspace_id
@@ -190,7 +194,7 @@ class PartitionFetcher:
             end_at=window.end + MILLISECOND,
         )
         seen = self._landed_ids(leaf)
-        buffer = _SpoolBuffer(self.workspace_id, self.ingested_at)
+        buffer = self._buffer()
         tokens: set[str] = set()
         restarts = 0
         while True:
@@ -207,7 +211,7 @@ class PartitionFetcher:
                 restarts += 1
                 self.stats.restarted_leaves += 1
                 self._restart(checkpoint, leaf)
-                seen, buffer, tokens = set(), _SpoolBuffer(self.workspace_id, self.ingested_at), set()
+                seen, buffer, tokens = set(), self._buffer(), set()
                 continue
             self.stats.pages += 1
             if leaf.state is LeafState.PENDING and not leaf.pages:
@@ -237,12 +241,15 @@ class PartitionFetcher:
             done = next_token is None
             if done or buffer.rows >= self.settings.spool_rows:
                 self._flush(leaf, buffer)
-                buffer = _SpoolBuffer(self.workspace_id, self.ingested_at)
+                buffer = self._buffer()
                 if done:
                     leaf.state = LeafState.DONE
                 self.staging.save(checkpoint)
             if done:
                 return []
+
+    def _buffer(self) -> _SpoolBuffer:
+        return _SpoolBuffer(self.workspace_id, self.ingested_at, self.pii)
 
     async def _list(self, channel_id: str | None, query: MessageQuery, token: str | None) -> MessagePage:
         if channel_id is None:
@@ -293,9 +300,10 @@ class PartitionFetcher:
 class _SpoolBuffer:
     """Rows of one leaf not yet flushed to a spool file, as plain columns (no dict per row)."""
 
-    def __init__(self, workspace_id: str, ingested_at: dt.datetime) -> None:
+    def __init__(self, workspace_id: str, ingested_at: dt.datetime, pii: PiiPolicy) -> None:
         self.workspace_id = workspace_id
         self.ingested_at = ingested_at
+        self.pii = pii
         self.columns: dict[str, list] = {name: [] for name in ("id", "channel_id", "status", "direction")}
         self.created_at: list[dt.datetime] = []
         self.updated_at: list[dt.datetime] = []
@@ -310,7 +318,7 @@ class _SpoolBuffer:
         self, page: MessagePage, window: Window, seen: set[str], known: frozenset[str], stats: FetchStats
     ) -> int:
         self.rejected.extend(
-            {"raw": record.raw.decode("utf-8", "replace"), "reason": record.reason}
+            {"raw": self.pii.scrub_message(record.raw).decode("utf-8", "replace"), "reason": record.reason}
             for record in page.rejected
         )
         added = 0
@@ -328,7 +336,7 @@ class _SpoolBuffer:
             self.columns["direction"].append(key.direction)
             self.created_at.append(key.created_at)
             self.updated_at.append(key.updated_at)
-            self.raw.append(raw)
+            self.raw.append(self.pii.scrub_message(raw))
             added += 1
         return added
 

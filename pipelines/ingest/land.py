@@ -20,7 +20,14 @@ import pyarrow.parquet as pq
 
 from pipelines.bird.errors import BirdAPIError
 from pipelines.ingest.checkpoint import StagingArea
-from pipelines.ingest.fetch import RAW_MESSAGE_ARROW_SCHEMA, FetchSettings, FetchStats, PartitionFetcher
+from pipelines.ingest.fetch import (
+    KEEP_PII,
+    RAW_MESSAGE_ARROW_SCHEMA,
+    FetchSettings,
+    FetchStats,
+    PartitionFetcher,
+)
+from pipelines.ingest.pii import PiiPolicy
 from pipelines.ingest.windows import Window
 from pipelines.lake import Lake
 from transforms.schema import REJECTED_RECORD_SCHEMA
@@ -51,6 +58,7 @@ async def land_messages(
     settings: FetchSettings,
     channel_ids: list[str] | None = None,
     on_messages: Callable[[int], None] | None = None,
+    pii: PiiPolicy = KEEP_PII,
 ) -> LandedPartition:
     """Page the day's window into spool files (resuming a checkpoint if one exists), then publish it whole."""
     started = time.perf_counter()
@@ -68,6 +76,7 @@ async def land_messages(
             ingested_at=ingested_at,
             on_messages=on_messages,
             known_ids=known_ids,
+            pii=pii,
         )
 
     bird_counts = await _bird_counts(client, window)
