@@ -18,6 +18,7 @@ from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 
 import dagster as dg
+from filelock import FileLock
 
 from pipelines.assets import RAW_MESSAGES
 from pipelines.definitions import defs, ingest_job, refresh_channels_job
@@ -53,7 +54,12 @@ def use_instance(data_dir: Path) -> dg.DagsterInstance:
     if not config.exists():
         config.write_text(DAGSTER_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
-    return dg.DagsterInstance.get()
+    # Two processes creating the instance's SQLite storages at once race on their schema migrations.
+    with FileLock(home / ".create.lock"):
+        instance = dg.DagsterInstance.get()
+        for storage in (instance.run_storage, instance.event_log_storage, instance.schedule_storage):
+            assert storage is not None
+    return instance
 
 
 def missing_days(instance: dg.DagsterInstance, days: Sequence[dt.date]) -> list[dt.date]:
