@@ -81,12 +81,12 @@ class Lake:
             tmp.unlink(missing_ok=True)
 
 
-def write_table_atomically(table: pa.Table, path: Path) -> None:
+def write_table_atomically(table: pa.Table, path: Path, *, compression: str = "zstd") -> None:
     """Write one small Parquet file (spool file, dimension) so that it appears whole or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}{TMP_SUFFIX}")
     try:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression=compression)
         _fsync(tmp)
         os.replace(tmp, path)
     finally:
