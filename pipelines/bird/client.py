@@ -133,6 +133,17 @@ class _ClientCore:
         settings = self.settings
         return f"{type(self).__name__}(api_url={settings.api_url!r}, workspace_id={settings.workspace_id!r})"
 
+    def _http_options(self, timeout: httpx.Timeout, max_connections: int) -> dict[str, Any]:
+        """What the sync and async httpx clients share: base URL, auth headers, timeouts, pool size."""
+        return {
+            "base_url": self.settings.api_url,
+            "headers": self._headers(),
+            "timeout": timeout,
+            "limits": httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+        }
+
     def _headers(self) -> dict[str, str]:
         return {
             "Authorization": f"AccessKey {self.settings.access_key.reveal()}",
@@ -232,10 +243,6 @@ def _page_token_param(page_token: str | None) -> list[tuple[str, str]]:
     return [("pageToken", page_token)]
 
 
-def _limits(max_connections: int) -> httpx.Limits:
-    return httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-
-
 class AsyncBirdClient(_ClientCore):
     """Async client for ingestion: `async with AsyncBirdClient(settings, limiter=...) as client: ...`."""
 
@@ -250,13 +257,7 @@ class AsyncBirdClient(_ClientCore):
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(settings, limiter=limiter, retry=retry)
-        self._http = httpx.AsyncClient(
-            base_url=settings.api_url,
-            headers=self._headers(),
-            timeout=timeout,
-            limits=_limits(max_connections),
-            transport=transport,
-        )
+        self._http = httpx.AsyncClient(**self._http_options(timeout, max_connections), transport=transport)
 
     async def __aenter__(self) -> AsyncBirdClient:
         return self
@@ -342,13 +343,7 @@ class BirdClient(_ClientCore):
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(settings, limiter=limiter, retry=retry)
-        self._http = httpx.Client(
-            base_url=settings.api_url,
-            headers=self._headers(),
-            timeout=timeout,
-            limits=_limits(max_connections),
-            transport=transport,
-        )
+        self._http = httpx.Client(**self._http_options(timeout, max_connections), transport=transport)
 
     def __enter__(self) -> BirdClient:
         return self
