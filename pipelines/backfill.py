@@ -91,9 +91,19 @@ def run_days(
     *,
     concurrency: int = 2,
     on_outcome: Callable[[PartitionOutcome], None] | None = None,
+    archive_config: dict[str, object] | None = None,
 ) -> list[PartitionOutcome]:
-    """Materialize raw_messages and messages for each day, `concurrency` runs at a time."""
-    tags = {"bird-etl/backfill": uuid.uuid4().hex[:8]}
+    """Materialize raw_messages and messages for each day, `concurrency` runs at a time.
+
+    `archive_config` overrides fields of the `archive` resource for these runs (e.g. the source).
+    """
+    tags = {
+        "bird-etl/backfill": uuid.uuid4().hex[:8],
+        "bird-etl/workspace": os.environ.get("BIRD_WORKSPACE_ID", ""),
+    }
+    run_config: dict[str, object] = dict(QUIET_RUN_CONFIG)
+    if archive_config:
+        run_config["resources"] = {"archive": {"config": archive_config}}
     outcomes = []
 
     def record(outcome: PartitionOutcome) -> None:
@@ -103,7 +113,7 @@ def run_days(
 
     if concurrency <= 1:
         for day in days:
-            record(_run_partition(day, tags, instance))
+            record(_run_partition(day, tags, run_config, instance))
     else:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(
@@ -112,7 +122,8 @@ def run_days(
             initializer=_start_worker,
             initargs=(dict(os.environ), MESSAGES_LANDED.shared()),
         ) as pool:
-            for future in as_completed([pool.submit(_run_partition, day, tags) for day in days]):
+            futures = [pool.submit(_run_partition, day, tags, run_config) for day in days]
+            for future in as_completed(futures):
                 record(future.result())
     return sorted(outcomes, key=lambda o: o.day)
 
@@ -123,14 +134,17 @@ def _start_worker(environ: dict[str, str], landed: Synchronized[int]) -> None:
 
 
 def _run_partition(
-    day: dt.date, tags: dict[str, str], instance: dg.DagsterInstance | None = None
+    day: dt.date,
+    tags: dict[str, str],
+    run_config: dict[str, object],
+    instance: dg.DagsterInstance | None = None,
 ) -> PartitionOutcome:
     result = defs.resolve_job_def(ingest_job.name).execute_in_process(
         partition_key=day.isoformat(),
         instance=instance or dg.DagsterInstance.get(),
         raise_on_error=False,
         tags=tags,
-        run_config=QUIET_RUN_CONFIG,
+        run_config=run_config,
     )
     return PartitionOutcome(
         day, result.run_id, result.success, None if result.success else _first_error(result)

@@ -86,13 +86,36 @@ def _date(_ctx: click.Context, param: click.Parameter, value: str | None) -> dt.
 @click.option(
     "--concurrency", type=click.IntRange(1, 32), default=2, show_default=True, help="Runs at a time."
 )
+@click.option(
+    "--source",
+    type=click.Choice(["workspace", "channels"]),
+    default="workspace",
+    show_default=True,
+    help="Page the workspace list, or each channel's list.",
+)
+@click.option("--platform", "platforms", multiple=True, help="With --source channels: only these platforms.")
 @click.option("--emulator", "use_emulator", is_flag=True, help="Run against the embedded Bird API emulator.")
-def backfill(start: dt.date, end: dt.date, missing_only: bool, concurrency: int, use_emulator: bool) -> None:
+def backfill(
+    start: dt.date,
+    end: dt.date,
+    missing_only: bool,
+    concurrency: int,
+    source: str,
+    platforms: tuple[str, ...],
+    use_emulator: bool,
+) -> None:
     """Land and load every UTC day from START to END as Dagster runs."""
     if end < start:
         raise click.BadParameter(f"--end {end} is before --start {start}")
+    if platforms and source != "channels":
+        raise click.BadParameter("--platform filters channels: use it with --source channels")
     with _bird_api(use_emulator):
-        _backfill(days_between(start, end), missing_only=missing_only, concurrency=concurrency)
+        _backfill(
+            days_between(start, end),
+            missing_only=missing_only,
+            concurrency=concurrency,
+            archive_config={"source": source, "platforms": list(platforms)},
+        )
 
 
 @cli.command()
@@ -231,7 +254,11 @@ def _bird_api(use_emulator: bool) -> Iterator[None]:
 
 
 def _backfill(
-    days: list[dt.date], *, missing_only: bool = False, concurrency: int = 2
+    days: list[dt.date],
+    *,
+    missing_only: bool = False,
+    concurrency: int = 2,
+    archive_config: dict[str, object] | None = None,
 ) -> list[PartitionOutcome]:
     """Run the days with a progress bar (days done, messages landed, messages/s, ETA); fail loudly."""
     from pipelines.backfill import missing_days, refresh_channels, run_days, use_instance
@@ -279,7 +306,9 @@ def _backfill(
 
         threading.Thread(target=tick, daemon=True).start()
         try:
-            outcomes = run_days(instance, days, concurrency=concurrency, on_outcome=on_outcome)
+            outcomes = run_days(
+                instance, days, concurrency=concurrency, on_outcome=on_outcome, archive_config=archive_config
+            )
         finally:
             stop.set()
     failed = [o for o in outcomes if not o.success]

@@ -185,3 +185,29 @@ def test_faults_still_give_exact_ground_truth(emulator: RunningEmulator, tmp_pat
     ids = _landed_ids(tmp_path, emulator)
     assert len(ids) == len(set(ids))
     assert set(ids) == _truth(emulator)
+
+
+def test_a_platform_filter_limits_paging_and_repair(emulator_module: RunningEmulator, tmp_path: Path) -> None:
+    channels = emulator_module.store.channels()
+    whatsapp = sorted(c["id"] for c in channels if c["platformId"] == "whatsapp")
+    assert whatsapp and len(whatsapp) < len(channels)
+
+    async def go() -> LandedPartition:
+        async with _client(emulator_module) as client:
+            return await land_messages(
+                client,
+                Lake(tmp_path / "lake"),
+                tmp_path / "staging",
+                workspace_id=emulator_module.workspace_id,
+                day=DAY,
+                settings=FetchSettings(source="channels"),
+                channel_ids=whatsapp,
+            )
+
+    landed = asyncio.run(go())
+    window = Window.day(DAY)
+    expected = set().union(
+        *(emulator_module.store.ground_truth_ids(window.start, window.end, channel_id=c) for c in whatsapp)
+    )
+    assert set(_landed_ids(tmp_path, emulator_module)) == expected
+    assert landed.repaired_channels == []

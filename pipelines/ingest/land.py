@@ -90,7 +90,14 @@ async def land_messages(
     for round_number in range(1, settings.repair_rounds + 1):
         bird_counts = await _bird_counts(client, window)  # again: messages may have arrived while paging
         landed = _counts_by_channel(spools)
-        short = sorted(c for c, n in (bird_counts or {}).items() if landed.get(c, 0) < n)
+        wanted = (
+            set(channel_ids) if channel_ids is not None else None
+        )  # a platform filter limits the repair too
+        short = sorted(
+            c
+            for c, n in (bird_counts or {}).items()
+            if landed.get(c, 0) < n and (wanted is None or c in wanted)
+        )
         if not short:
             break
         repair = StagingArea(root / f"repair-{round_number}")
