@@ -31,13 +31,14 @@ from rich.progress import (
 from pipelines.bird.errors import BirdError
 from pipelines.bird.settings import ENV_ACCESS_KEY, ENV_API_URL, ENV_WORKSPACE_ID, BirdSettings
 from pipelines.ingest.windows import days_between
+from pipelines.report_cli import report_command, sql_command
 from pipelines.resources import ENV_DATA_DIR, data_dir_from_env
 
 if TYPE_CHECKING:
     from pipelines.backfill import PartitionOutcome
 
 console = Console(width=None if sys.stdout.isatty() else 140)
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # an error stays one line, however narrow the terminal
 
 DEMO_DAYS = 7
 
@@ -68,6 +69,10 @@ def cli(data_dir: Path | None) -> None:
     """bird-etl: archive Bird Channels API messages and report on their delivery."""
     if data_dir is not None:
         os.environ[ENV_DATA_DIR] = str(data_dir.resolve())
+
+
+cli.add_command(report_command)
+cli.add_command(sql_command)
 
 
 def _date(_ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
@@ -133,33 +138,6 @@ def demo(days: int) -> None:
         f'       or  .venv/bin/bird-etl sql "select status, count(*) from messages group by all"\n'
         f"Browse the runs:  make ui"
     )
-
-
-@cli.command()
-@click.option("--start", callback=_date, default=None, help="First UTC day (default: 7 days ago).")
-@click.option("--end", callback=_date, default=None, help="Last UTC day, included (default: yesterday).")
-def report(start: dt.date | None, end: dt.date | None) -> None:
-    """Failure rate by channel over a range of days."""
-    today = dt.datetime.now(dt.UTC).date()
-    end = end or today - dt.timedelta(days=1)
-    start = start or end - dt.timedelta(days=DEMO_DAYS - 1)
-    if end < start:
-        raise click.BadParameter(f"--end {end} is before --start {start}")
-    _print_report(start, end)
-
-
-@cli.command()
-@click.argument("query")
-@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
-def sql(query: str, as_csv: bool) -> None:
-    """Run a read-only SQL QUERY against the warehouse."""
-    from pipelines.reporting import run_sql
-
-    frame = run_sql(data_dir_from_env(), query)
-    if as_csv:
-        click.echo(frame.write_csv(), nl=False)
-    else:
-        console.print(frame)
 
 
 @cli.command()

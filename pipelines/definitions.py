@@ -5,7 +5,10 @@ from __future__ import annotations
 import dagster as dg
 
 from pipelines.assets import channels, messages, raw_messages
+from pipelines.report_assets import REPORT_ASSETS, report_job
 from pipelines.resources import Archive, BirdApi
+
+RUNNING = dg.DefaultScheduleStatus.RUNNING
 
 ingest_job = dg.define_asset_job(
     "ingest_messages",
@@ -17,11 +20,21 @@ refresh_channels_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[channels, raw_messages, messages],
-    jobs=[ingest_job, refresh_channels_job],
+    assets=[channels, raw_messages, messages, *REPORT_ASSETS],
+    jobs=[ingest_job, refresh_channels_job, report_job],
     schedules=[
-        dg.ScheduleDefinition(job=refresh_channels_job, cron_schedule="20 0 * * *", execution_timezone="UTC"),
-        dg.build_schedule_from_partitioned_job(ingest_job, hour_of_day=0, minute_of_hour=30),
+        dg.ScheduleDefinition(
+            job=refresh_channels_job,
+            cron_schedule="20 0 * * *",
+            execution_timezone="UTC",
+            default_status=RUNNING,
+        ),
+        dg.build_schedule_from_partitioned_job(
+            ingest_job, hour_of_day=0, minute_of_hour=30, default_status=RUNNING
+        ),
+        dg.build_schedule_from_partitioned_job(
+            report_job, hour_of_day=2, minute_of_hour=0, default_status=RUNNING
+        ),
     ],
     resources={
         "bird": BirdApi(access_key=dg.EnvVar("BIRD_ACCESS_KEY"), workspace_id=dg.EnvVar("BIRD_WORKSPACE_ID")),

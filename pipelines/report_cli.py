@@ -48,7 +48,7 @@ def _console() -> Console:
 
 
 @click.command("report")
-@click.option("--start", type=_DAY, default=None, help="First UTC day (default: 7 days before --end).")
+@click.option("--start", type=_DAY, default=None, help="First UTC day (default: the 7 days ending at --end).")
 @click.option("--end", type=_DAY, default=None, help="Last UTC day, included (default: yesterday).")
 @click.option(
     "--by",

@@ -33,12 +33,13 @@ from transforms.reports import (
     top_failure_codes,
     wilson_interval,
 )
+from warehouse.sqlfiles import PACKAGE_DIR
 from warehouse.store import Warehouse
 
 REPORT_SCHEMA: Final = "bird-etl/failure-rate-report"
 REPORT_SCHEMA_VERSION: Final = 1
 CONFIDENCE_LEVEL: Final = 0.95
-QUERIES_DIR: Final = Path(__file__).resolve().parent.parent / "warehouse" / "queries"
+QUERIES_DIR: Final = PACKAGE_DIR / "queries"
 
 # The messages columns a report reads: every grouping's source plus what the metrics and charts need.
 _MESSAGE_COLUMNS: Final = (
@@ -496,16 +497,16 @@ def totals_sentence(report: FailureReport) -> list[str]:
     t = report.totals.row(0, named=True)
     change = t["failure_rate_change_pp"]
     against = (
-        f"{_pp(change)} against the previous {_span(report.previous)} "
+        f"failure rate {_pp(change)} against the previous {_span(report.previous)} "
         f"({_percent(t['previous_failure_rate'])} of {t['previous_n_messages']:,})"
         if change is not None
-        else "no messages in the previous period to compare with"
+        else f"no messages in the previous {_span(report.previous)} to compare with"
     )
     return [
         f"{t['n_messages']:,} messages: {t['n_delivered']:,} delivered "
         f"({_percent(t['delivery_rate'])}), {t['n_failed']:,} failed ({_percent(t['failure_rate'])}, "
         f"95% CI {_interval(t['failure_rate_low'], t['failure_rate_high'])}), {t['n_pending']:,} pending; "
-        f"failure rate {against}."
+        f"{against}."
     ]
 
 

@@ -27,6 +27,7 @@ from warehouse.sqlfiles import PACKAGE_DIR, query, run
 
 SEEDS_DIR = PACKAGE_DIR / "seeds"
 SNAPSHOT_NAME = "warehouse.duckdb"
+STORAGE_COMPATIBILITY = "v1.4.0"
 _TEMP_PREFIX, _TEMP_SUFFIX = ".warehouse.", ".tmp"
 
 FAILURE_CODE_SEED_SCHEMA = pl.Schema({"failure_code": pl.Int32, "name": pl.String, "description": pl.String})
@@ -188,8 +189,14 @@ class Warehouse:
 
     @contextmanager
     def _work_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """The working database; callers hold the writer lock."""
-        con = duckdb.connect(str(self.work_path))
+        """The working database; callers hold the writer lock.
+
+        It is created in an older storage format that the DuckDB CLI on PyPI (1.5) and other tools embedding
+        DuckDB 1.4+ can open; the published snapshot is a copy of it.
+        """
+        con = duckdb.connect(
+            str(self.work_path), config={"storage_compatibility_version": STORAGE_COMPATIBILITY}
+        )
         try:
             con.execute("set TimeZone = 'UTC'")
             con.execute("set enable_progress_bar = false")
