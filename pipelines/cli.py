@@ -32,15 +32,16 @@ from pipelines.bird.errors import BirdError
 from pipelines.bird.settings import ENV_ACCESS_KEY, ENV_API_URL, ENV_WORKSPACE_ID, BirdSettings
 from pipelines.ingest.windows import days_between
 from pipelines.report_cli import report_command, sql_command
-from pipelines.resources import ENV_DATA_DIR, data_dir_from_env
+from pipelines.resources import ENV_DATA_DIR, ENV_RATE_LIMIT, data_dir_from_env
 
 if TYPE_CHECKING:
     from pipelines.backfill import PartitionOutcome
 
-console = Console(width=None if sys.stdout.isatty() else 140)
+console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, soft_wrap=True)  # an error stays one line, however narrow the terminal
 
 DEMO_DAYS = 7
+EMULATOR_RATE_LIMIT_PER_S = 400
 
 
 def main() -> None:
@@ -134,7 +135,7 @@ def demo(days: int) -> None:
     warehouse = data_dir_from_env() / "warehouse.duckdb"
     console.print(
         f"\n[bold]{sum(o.success for o in outcomes)} days archived.[/bold] Warehouse: {warehouse}\n"
-        f"Query it:  duckdb -readonly {warehouse} -c 'select * from delivery_daily limit 5'\n"
+        f"Query it:  .venv/bin/duckdb -readonly {warehouse} -c 'select * from delivery_daily limit 5'\n"
         f'       or  .venv/bin/bird-etl sql "select status, count(*) from messages group by all"\n'
         f"Browse the runs:  make ui"
     )
@@ -210,7 +211,9 @@ def _bird_api(use_emulator: bool) -> Iterator[None]:
     from pipelines.emulator.dataset import DatasetSpec
     from pipelines.emulator.server import run_emulator
 
-    saved = {name: os.environ.get(name) for name in (ENV_API_URL, ENV_ACCESS_KEY, ENV_WORKSPACE_ID)}
+    saved = {
+        name: os.environ.get(name) for name in (ENV_API_URL, ENV_ACCESS_KEY, ENV_WORKSPACE_ID, ENV_RATE_LIMIT)
+    }
     console.print("starting the Bird API emulator ...")
     with run_emulator(DatasetSpec()) as running:
         os.environ.update(
@@ -218,6 +221,9 @@ def _bird_api(use_emulator: bool) -> Iterator[None]:
                 ENV_API_URL: running.base_url,
                 ENV_ACCESS_KEY: running.access_key,
                 ENV_WORKSPACE_ID: running.workspace_id,
+                # The emulator enforces no limit unless asked; interactions are one GET per message, so the
+                # demo draws on a larger budget than Bird's 50/s (set BIRD_RATE_LIMIT_PER_S to try Bird's).
+                ENV_RATE_LIMIT: saved[ENV_RATE_LIMIT] or str(EMULATOR_RATE_LIMIT_PER_S),
             }
         )
         console.print(f"Bird API emulator on {running.base_url} (workspace {running.workspace_id})")

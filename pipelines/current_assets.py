@@ -14,6 +14,7 @@ import asyncio
 import datetime as dt
 import os
 import warnings
+from collections.abc import Iterable
 from typing import Final
 
 import dagster as dg
@@ -60,6 +61,7 @@ class Settlement(dg.ConfigurableResource):
     fixed_lookback_days: int = 1
     receipt_window_hours: float = 48.0
     interaction_horizon_days: float = 7.0
+    interaction_backoff: float = 1.0
     interaction_concurrency: int = 32
 
     def policy(self) -> SettlementPolicy:
@@ -68,6 +70,7 @@ class Settlement(dg.ConfigurableResource):
             fixed_lookback_days=self.fixed_lookback_days,
             receipt_window=dt.timedelta(hours=self.receipt_window_hours),
             interaction_horizon=dt.timedelta(days=self.interaction_horizon_days),
+            interaction_backoff=self.interaction_backoff,
         )
 
 
@@ -172,11 +175,12 @@ def matches_bird_channel_metrics(
     if archived is None:
         raise dg.Failure(f"raw_messages partition {window.start.date()} is missing")
 
-    async def reported() -> list[dict[str, object]]:
+    async def reported() -> tuple[list[dict[str, object]], int]:
         async with bird.client(archive.state_dir) as client:
-            return await client.get_channel_metrics(window.start, window.end)
+            return await client.get_channel_metrics(window.start, window.end), client.stats.requests
 
-    rows = [row for row in asyncio.run(reported()) if row["date"] == window.start.date().isoformat()]
+    rows, requests = asyncio.run(reported())
+    rows = [row for row in rows if row["date"] == window.start.date().isoformat()]
     reported_frame = pl.LazyFrame(
         {"channel_id": [row["channelId"] for row in rows], "count": [row["count"] for row in rows]},
         schema={"channel_id": pl.String, "count": pl.Int64},
@@ -188,7 +192,11 @@ def matches_bird_channel_metrics(
         passed=outcome.passed,
         severity=dg.AssetCheckSeverity.ERROR if outcome.figures["n_missing"] else dg.AssetCheckSeverity.WARN,
         description=outcome.description,
-        metadata={**outcome.figures, "channels_off": dg.MetadataValue.md(_markdown_table(off))},
+        metadata={
+            **outcome.figures,
+            "channels_off": dg.MetadataValue.md(_markdown_table(off)),
+            "requests": requests,
+        },
     )
 
 
@@ -205,7 +213,6 @@ def _markdown_table(frame: pl.DataFrame) -> str:
 keep_current_job = dg.define_asset_job(
     "keep_archive_current",
     selection=[RAW_MESSAGES, "messages", RAW_INTERACTIONS, "interactions"],
-    partitions_def=DAILY,
     description="Land a day (or land it again), then refresh its interactions; the schedule picks the days.",
 )
 RELIST_SELECTION: Final = [
@@ -215,9 +222,15 @@ INTERACTIONS_SELECTION: Final = [dg.AssetKey(k) for k in (RAW_INTERACTIONS, "int
 
 
 def partition_states(
-    instance: dg.DagsterInstance, lake: Lake, workspace_id: str, days: list[dt.date], policy: SettlementPolicy
+    instance: dg.DagsterInstance,
+    lake: Lake,
+    workspace_id: str,
+    days: list[dt.date],
+    *,
+    policy: SettlementPolicy,
+    as_of: dt.datetime,
 ) -> dict[dt.date, PartitionState]:
-    """The lake's view of each day: messages, unsettled messages, messages whose interactions are due."""
+    """The lake's view of each day at `as_of`: messages, unsettled ones, ones whose interactions are due."""
     channels = scan_channels(lake, workspace_id).select("channel_id", "platform").collect()
     # Before the first channel refresh the platforms are unknown: count every channel as having interactions.
     interaction_channels = interaction_channel_ids(channels.iter_rows()) if channels.height else None
@@ -228,7 +241,9 @@ def partition_states(
             continue
         unsettled = is_unsettled(policy, observed_at=_observed_at(instance, day))
         n_messages, n_unsettled = raw.select(pl.len(), unsettled.sum()).collect().row(0)
-        due = scan_due(lake, workspace_id, day, interaction_channels=interaction_channels, policy=policy)
+        due = scan_due(
+            lake, workspace_id, day, interaction_channels=interaction_channels, policy=policy, as_of=as_of
+        )
         n_due = 0 if due is None else due.select(pl.len()).collect().item()
         states[day] = PartitionState(day, n_messages, n_unsettled, n_due)
     return states
@@ -280,16 +295,22 @@ def build_keep_current_schedule(daily_at: str = DEFAULT_DAILY_AT) -> dg.Schedule
         as_of = context.scheduled_execution_time.astimezone(dt.UTC)
         policy = settlement.policy()
         days = days_to_consider(as_of, policy)
-        states = partition_states(context.instance, archive.lake, bird.workspace_id, days, policy)
+        states = partition_states(
+            context.instance, archive.lake, bird.workspace_id, days, policy=policy, as_of=as_of
+        )
         plan = plan_refresh(states, as_of=as_of, policy=policy)
         context.log.info(
-            f"as of {as_of.isoformat()}: new day {plan.new_day}, re-list {sorted(plan.relist)}, "
-            f"interactions only {sorted(plan.interactions_only)}, untouched {sorted(plan.untouched)}; "
+            f"as of {as_of.isoformat()}: new day {plan.new_day}, re-list {_days(plan.relist)}, "
+            f"interactions only {_days(plan.interactions_only)}, untouched {_days(plan.untouched)}; "
             f"about {plan.listing_requests_saved} listing requests saved against a blind lookback"
         )
         return run_requests(plan, as_of)
 
     return keep_archive_current_daily
+
+
+def _days(days: Iterable[dt.date]) -> str:
+    return ", ".join(day.isoformat() for day in sorted(days)) or "none"
 
 
 def _time_of_day(text: str) -> tuple[int, int]:

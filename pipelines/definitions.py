@@ -5,6 +5,14 @@ from __future__ import annotations
 import dagster as dg
 
 from pipelines.assets import channels, messages, raw_messages
+from pipelines.current_assets import (
+    CURRENT_ASSETS,
+    CURRENT_CHECKS,
+    CURRENT_JOBS,
+    CURRENT_RESOURCES,
+    CURRENT_SCHEDULES,
+    CURRENT_SENSORS,
+)
 from pipelines.report_assets import REPORT_ASSETS, report_job
 from pipelines.resources import Archive, BirdApi
 
@@ -12,16 +20,17 @@ RUNNING = dg.DefaultScheduleStatus.RUNNING
 
 ingest_job = dg.define_asset_job(
     "ingest_messages",
-    selection=[raw_messages, messages],
-    description="Land one UTC day of messages in the lake and load it into the warehouse.",
+    selection=[raw_messages, messages, *CURRENT_ASSETS],
+    description="Land one UTC day of messages and their interactions, and load them into the warehouse.",
 )
 refresh_channels_job = dg.define_asset_job(
     "refresh_channels", selection=[channels], description="Refresh the channel dimension."
 )
 
 defs = dg.Definitions(
-    assets=[channels, raw_messages, messages, *REPORT_ASSETS],
-    jobs=[ingest_job, refresh_channels_job, report_job],
+    assets=[channels, raw_messages, messages, *CURRENT_ASSETS, *REPORT_ASSETS],
+    asset_checks=CURRENT_CHECKS,
+    jobs=[ingest_job, refresh_channels_job, report_job, *CURRENT_JOBS],
     schedules=[
         dg.ScheduleDefinition(
             job=refresh_channels_job,
@@ -29,15 +38,15 @@ defs = dg.Definitions(
             execution_timezone="UTC",
             default_status=RUNNING,
         ),
-        dg.build_schedule_from_partitioned_job(
-            ingest_job, hour_of_day=0, minute_of_hour=30, default_status=RUNNING
-        ),
+        *CURRENT_SCHEDULES,
         dg.build_schedule_from_partitioned_job(
             report_job, hour_of_day=2, minute_of_hour=0, default_status=RUNNING
         ),
     ],
+    sensors=CURRENT_SENSORS,
     resources={
         "bird": BirdApi(access_key=dg.EnvVar("BIRD_ACCESS_KEY"), workspace_id=dg.EnvVar("BIRD_WORKSPACE_ID")),
         "archive": Archive(),
+        **CURRENT_RESOURCES,
     },
 )

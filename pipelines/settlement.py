@@ -35,10 +35,14 @@ class SettlementPolicy:
     fixed_lookback_days: int = 1  # the days just before the new day, re-listed whatever their state
     receipt_window: dt.timedelta = dt.timedelta(hours=48)  # a pending status can change this long
     interaction_horizon: dt.timedelta = dt.timedelta(days=7)  # after created_at: interactions we collect
+    # Ask a message again once its age has grown this many times since the last ask (1: at every run).
+    interaction_backoff: float = 1.0
 
     def __post_init__(self) -> None:
         if self.fixed_lookback_days < 0:
             raise ValueError(f"fixed_lookback_days must be >= 0, got {self.fixed_lookback_days}")
+        if self.interaction_backoff < 1:
+            raise ValueError(f"interaction_backoff must be >= 1, got {self.interaction_backoff}")
 
 
 def is_unsettled(policy: SettlementPolicy, *, observed_at: dt.datetime | None = None) -> pl.Expr:

@@ -64,3 +64,38 @@ def raw_partition_checks(
             {"rows": rows, "paged": paged_rows},
         ),
     ]
+
+
+def channel_count_differences(archived: pl.LazyFrame, reported: pl.LazyFrame) -> pl.LazyFrame:
+    """Per channel: messages in the archive (rows with `channel_id`) against Bird's own count.
+
+    `reported` has one row per channel and status (`channel_id`, `count`), as Bird's channel metrics serve
+    them. `n_missing` is what Bird counts and the archive lacks; `n_extra` the reverse.
+    """
+    archived_counts = archived.group_by("channel_id").agg(n_archived=pl.len().cast(pl.Int64))
+    reported_counts = reported.group_by("channel_id").agg(n_reported=pl.col("count").sum().cast(pl.Int64))
+    difference = pl.col("n_reported") - pl.col("n_archived")
+    return (
+        archived_counts.join(reported_counts, on="channel_id", how="full", coalesce=True)
+        .with_columns(pl.col("n_archived", "n_reported").fill_null(0))
+        .with_columns(n_missing=difference.clip(lower_bound=0), n_extra=(-difference).clip(lower_bound=0))
+        .sort("channel_id")
+    )
+
+
+def reconciliation_outcome(differences: pl.DataFrame) -> CheckOutcome:
+    """Passed when every channel holds exactly Bird's count; the figures say by how much it does not."""
+    n_missing, n_extra = int(differences["n_missing"].sum()), int(differences["n_extra"].sum())
+    off = differences.filter((pl.col("n_missing") > 0) | (pl.col("n_extra") > 0))
+    return CheckOutcome(
+        "matches_bird_channel_metrics",
+        off.is_empty(),
+        "every channel holds as many messages as Bird's channel metrics count",
+        {
+            "n_archived": int(differences["n_archived"].sum()),
+            "n_reported": int(differences["n_reported"].sum()),
+            "n_missing": n_missing,
+            "n_extra": n_extra,
+            "channels_off": off.height,
+        },
+    )

@@ -5,6 +5,8 @@ hours. The policy (docs/keeping-current.md) asks only for messages that can have
 channel whose platform has interactions, not failed, and whose interaction window (`interaction_horizon`
 after created_at) was still open when we last asked. A log of the last fetch per message
 (`interaction_fetches`) makes that exact: a message is asked once more after its window closes, then never.
+With `interaction_backoff` above 1, a message is asked again only once its age has grown that many times
+since the last ask (ages 0.5, 1.5, 3.5 and 7.5 days with 2): fewer requests, the same interactions in the end.
 
 The partition of `raw_interactions` is that of the messages (UTC day of the message's created_at). Each pull
 merges with the partition's previous version, deduplicated by interaction id, so messages not asked again
@@ -61,16 +63,24 @@ def due_messages(
     fetches: pl.LazyFrame | None,
     *,
     interaction_channels: Collection[str] | None,
-    horizon: dt.timedelta,
+    policy: SettlementPolicy,
+    as_of: dt.datetime,
 ) -> pl.LazyFrame:
-    """Eligible raw_messages rows (id, channel_id, created_at) not yet asked after their window closed."""
+    """Eligible raw_messages rows (id, channel_id, created_at) to ask at `as_of`.
+
+    Due: never asked; or last asked while its window was open, and either the window has closed since or
+    the message's age has grown `interaction_backoff` times since that ask.
+    """
     eligible = messages.filter(is_eligible(interaction_channels)).select("id", "channel_id", "created_at")
     if fetches is None:
         return eligible
+    created, fetched = pl.col("created_at"), pl.col("fetched_at")
+    closes = created + policy.interaction_horizon
+    next_ask = pl.min_horizontal(created + (fetched - created) * policy.interaction_backoff, closes)
     last_asked = fetches.select(pl.col("message_id").alias("id"), "fetched_at")
     return (
         eligible.join(last_asked, on="id", how="left")
-        .filter(pl.col("fetched_at").is_null() | (pl.col("fetched_at") < pl.col("created_at") + horizon))
+        .filter(fetched.is_null() | ((fetched < closes) & (next_ask <= as_of)))
         .drop("fetched_at")
     )
 
@@ -82,16 +92,15 @@ def scan_due(
     *,
     interaction_channels: Collection[str] | None,
     policy: SettlementPolicy,
+    as_of: dt.datetime,
 ) -> pl.LazyFrame | None:
     """The partition's due messages per the lake (None when its raw_messages was never landed)."""
     messages = lake.scan_partition(RAW_MESSAGES, workspace_id, day)
     if messages is None:
         return None
+    fetches = lake.scan_partition(INTERACTION_FETCHES, workspace_id, day)
     return due_messages(
-        messages,
-        lake.scan_partition(INTERACTION_FETCHES, workspace_id, day),
-        interaction_channels=interaction_channels,
-        horizon=policy.interaction_horizon,
+        messages, fetches, interaction_channels=interaction_channels, policy=policy, as_of=as_of
     )
 
 
@@ -138,7 +147,7 @@ async def refresh_interactions(
     )
     previous_log = lake.scan_partition(INTERACTION_FETCHES, workspace_id, day)
     due = due_messages(
-        messages, previous_log, interaction_channels=interaction_channels, horizon=policy.interaction_horizon
+        messages, previous_log, interaction_channels=interaction_channels, policy=policy, as_of=as_of
     )
     targets = due.select("channel_id", "id").collect().rows()
     served = await _fetch_all(client, targets, concurrency)
