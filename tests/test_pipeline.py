@@ -129,7 +129,7 @@ def test_seven_day_backfill_under_faults_is_exact(data_dir: Path, monkeypatch: p
 def test_two_backfills_share_one_request_budget(tmp_path: Path) -> None:
     """Two `bird-etl backfill` processes on one workspace together stay within its configured budget."""
     store = MessageStore.generate(SEVEN_DAYS, now=dt.datetime(2026, 1, 15, 6, tzinfo=dt.UTC))
-    budget = 4
+    budget = 20
     with run_emulator(store=store) as emulator:
         env = {
             **os.environ,
