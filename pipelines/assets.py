@@ -9,13 +9,13 @@ import datetime as dt
 
 import dagster as dg
 
-from pipelines.ingest.channels import CHANNELS, channels_frame, scan_channels, select_channel_ids
+from pipelines.ingest.channels import CHANNELS, channels_frame, select_channel_ids
 from pipelines.ingest.land import RAW_MESSAGES, REJECTED_RECORDS, LandedPartition, land_messages
 from pipelines.lake import write_table_atomically
+from pipelines.loading import flattened_partition
 from pipelines.partitions import DAILY
 from pipelines.progress import MESSAGES_LANDED
 from pipelines.resources import Archive, BirdApi
-from transforms.messages import flatten_messages
 from transforms.quality import raw_partition_checks
 
 RAW_MESSAGE_CHECKS = [
@@ -136,10 +136,7 @@ def messages(context: dg.AssetExecutionContext, bird: BirdApi, archive: Archive)
     """One row per message id (latest updated_at) in the DuckDB warehouse, plus its days' delivery marts."""
     window = context.partition_time_window
     workspace_id = bird.settings().workspace_id
-    raw = archive.lake.scan_partition(RAW_MESSAGES, workspace_id, window.start.date())
-    if raw is None:
-        raise dg.Failure(f"raw_messages partition {window.start.date()} is missing: materialize it first")
-    flat = flatten_messages(raw, scan_channels(archive.lake, workspace_id)).collect()
+    flat = flattened_partition(archive.lake, RAW_MESSAGES, workspace_id, window.start.date())
     rejected = archive.lake.scan_partition(REJECTED_RECORDS, workspace_id, window.start.date())
     result = archive.warehouse.load_messages(
         workspace_id=workspace_id,

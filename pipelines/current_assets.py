@@ -31,6 +31,7 @@ from pipelines.ingest.interactions import (
 )
 from pipelines.ingest.land import RAW_MESSAGES
 from pipelines.lake import Lake
+from pipelines.loading import flattened_partition
 from pipelines.partitions import DAILY
 from pipelines.resources import Archive, BirdApi
 from pipelines.settlement import (
@@ -41,7 +42,6 @@ from pipelines.settlement import (
     is_unsettled,
     plan_refresh,
 )
-from transforms.interactions import flatten_interactions
 from transforms.quality import channel_count_differences, reconciliation_outcome
 
 # The "as of" of a scheduled run (its scheduled time, ISO 8601): when its assets looked at Bird.
@@ -141,10 +141,7 @@ def interactions(context: dg.AssetExecutionContext, bird: BirdApi, archive: Arch
     """One row per interaction id of the day's messages in the DuckDB warehouse, plus interaction_daily."""
     window = context.partition_time_window
     workspace_id = bird.settings().workspace_id
-    raw = archive.lake.scan_partition(RAW_INTERACTIONS, workspace_id, window.start.date())
-    if raw is None:
-        raise dg.Failure(f"raw_interactions partition {window.start.date()} is missing: materialize it first")
-    flat = flatten_interactions(raw, scan_channels(archive.lake, workspace_id)).collect()
+    flat = flattened_partition(archive.lake, RAW_INTERACTIONS, workspace_id, window.start.date())
     result = archive.warehouse.load_interactions(
         workspace_id=workspace_id, start=window.start, end=window.end, interactions=flat
     )

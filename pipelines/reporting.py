@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -20,11 +20,11 @@ import duckdb
 import polars as pl
 from rich.table import Table
 
-from pipelines.ingest.channels import scan_channels
+from pipelines.ingest.interactions import RAW_INTERACTIONS
 from pipelines.ingest.land import RAW_MESSAGES
 from pipelines.ingest.windows import Window
 from pipelines.lake import Lake
-from transforms.messages import flatten_messages
+from pipelines.loading import lake_partitions
 from transforms.reports import (
     GROUPINGS,
     METRIC_COLUMNS,
@@ -615,20 +615,9 @@ def failure_rate_by_channel(data_dir: Path, first: dt.date, last: dt.date) -> Ta
 
 
 def rebuild_warehouse(data_dir: Path) -> int:
-    """Reload every lake partition into a fresh warehouse; returns the number of partitions."""
+    """Reload every lake partition (messages, then interactions) into the warehouse; returns how many."""
     lake = Lake(data_dir / "lake")
-    partitions = lake.partitions(RAW_MESSAGES)
-
-    def flattened() -> Iterator[tuple[str, dt.datetime, dt.datetime, pl.DataFrame]]:
-        for workspace_id, day in partitions:
-            raw = lake.scan_partition(RAW_MESSAGES, workspace_id, day)
-            window = Window.day(day)
-            yield (
-                workspace_id,
-                window.start,
-                window.end,
-                flatten_messages(raw, scan_channels(lake, workspace_id)).collect(),
-            )
-
-    Warehouse(data_dir).rebuild(flattened())
-    return len(partitions)
+    results = Warehouse(data_dir).rebuild(
+        lake_partitions(lake, RAW_MESSAGES), interactions=lake_partitions(lake, RAW_INTERACTIONS)
+    )
+    return len(results)
