@@ -148,7 +148,9 @@ def flatten_messages(raw: pl.LazyFrame, channels: pl.LazyFrame) -> pl.LazyFrame:
             failure_source_name=failure.struct.field("source").struct.field("name"),
             is_final=is_final,
             delivery_seconds=pl.when(is_final & (pl.col("direction") == "outgoing")).then(
-                (last_status_at - pl.col("created_at")).dt.total_microseconds() / 1_000_000
+                # Rounded to Bird's millisecond precision: the division alone may come out 1 ulp apart
+                # depending on how polars evaluates it, and the warehouse must not depend on that.
+                ((last_status_at - pl.col("created_at")).dt.total_microseconds() / 1_000_000).round(3)
             ),
         )
         .cast(dict(MESSAGE_SCHEMA))
