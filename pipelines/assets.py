@@ -19,7 +19,7 @@ from pipelines.resources import Archive, BirdApi
 from transforms.quality import raw_partition_checks
 
 RAW_MESSAGE_CHECKS = [
-    dg.AssetCheckSpec(name, asset=RAW_MESSAGES, blocking=True, description=description)
+    dg.AssetCheckSpec(name, asset=RAW_MESSAGES, blocking=True, description=description, partitions_def=DAILY)
     for name, description in [
         ("ids_unique", "every message id appears once in the partition"),
         ("keys_not_null", "id, channel_id, created_at and updated_at are never null"),
