@@ -157,6 +157,13 @@ def _first_error(result: dg.ExecuteInProcessResult) -> str:
         error = event.step_failure_data.error
         if error is not None:
             cause = error.cause or error
-            return f"{event.step_key}: {cause.message.strip().splitlines()[0]}"
+            message = cause.message.strip().splitlines()[0]
+            return f"{event.step_key}: {_without_class_path(message)}"
     failure = result.get_run_failure_event()
     return failure.message if failure else "run failed"
+
+
+def _without_class_path(message: str) -> str:
+    """'pipelines.bird.errors.AuthenticationError: 401 ...' -> '401 ...': class paths are for tracebacks."""
+    head, separator, rest = message.partition(": ")
+    return rest if separator and "." in head and " " not in head else message

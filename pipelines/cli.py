@@ -7,6 +7,7 @@ error a user can fix.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import subprocess
 import sys
@@ -32,7 +33,7 @@ from pipelines.bird.errors import BirdError
 from pipelines.bird.settings import ENV_ACCESS_KEY, ENV_API_URL, ENV_WORKSPACE_ID, BirdSettings
 from pipelines.ingest.windows import days_between
 from pipelines.report_cli import report_command, sql_command
-from pipelines.resources import ENV_DATA_DIR, ENV_RATE_LIMIT, data_dir_from_env
+from pipelines.resources import ENV_DATA_DIR, ENV_RATE_LIMIT, data_dir_from_env, request_budget_from_env
 
 if TYPE_CHECKING:
     from pipelines.backfill import PartitionOutcome
@@ -46,6 +47,8 @@ EMULATOR_RATE_LIMIT_PER_S = 400
 
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit status 2."""
+    # Retries log warnings for the run logs; on the terminal the progress bar and the final line say it all.
+    logging.getLogger("pipelines").addHandler(logging.NullHandler())
     try:
         cli(standalone_mode=False)
     except click.exceptions.Abort:
@@ -57,6 +60,10 @@ def main() -> None:
     except BirdError as error:
         err_console.print(f"[red]error:[/red] {error}", highlight=False)
         sys.exit(2)
+    except OSError as error:  # an unwritable or full data directory, say
+        where = f": {error.filename}" if error.filename else ""
+        err_console.print(f"[red]error:[/red] {error.strerror or error}{where}", highlight=False)
+        sys.exit(1)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -115,6 +122,7 @@ def backfill(
         raise click.BadParameter(f"--end {end} is before --start {start}")
     if platforms and source != "channels":
         raise click.BadParameter("--platform filters channels: use it with --source channels")
+    _check_local_settings()
     with _bird_api(use_emulator):
         _backfill(
             days_between(start, end),
@@ -205,7 +213,7 @@ def rebuild() -> None:
 def _bird_api(use_emulator: bool) -> Iterator[None]:
     """Point BIRD_* at the embedded emulator for the duration, or check the real settings now."""
     if not use_emulator:
-        BirdSettings.from_env()  # a missing key or workspace is one clear line, before any run starts
+        _preflight(BirdSettings.from_env())  # a missing or wrong key, or no API: one clear line, in seconds
         yield
         return
     from pipelines.emulator.dataset import DatasetSpec
@@ -235,6 +243,27 @@ def _bird_api(use_emulator: bool) -> Iterator[None]:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
+
+
+def _check_local_settings() -> None:
+    """What can be checked without the network, before anything else: the budget and the data directory."""
+    try:
+        request_budget_from_env()
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    data_dir = data_dir_from_env()
+    data_dir.mkdir(parents=True, exist_ok=True)  # an OSError here is one line from main()
+    (data_dir / ".writable").touch()
+    (data_dir / ".writable").unlink()
+
+
+def _preflight(settings: BirdSettings) -> None:
+    """One cheap request before any run, so that a wrong key or an unreachable API fails fast and clearly."""
+    from pipelines.bird.client import BirdClient
+    from pipelines.bird.retry import RetryPolicy
+
+    with BirdClient(settings, retry=RetryPolicy(max_attempts=2, initial=0.2, maximum=0.5)) as client:
+        client.list_channels()
 
 
 def _backfill(

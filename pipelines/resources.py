@@ -30,6 +30,20 @@ def data_dir_from_env() -> Path:
     return Path(os.environ.get(ENV_DATA_DIR, "").strip() or DEFAULT_DATA_DIR).resolve()
 
 
+def request_budget_from_env() -> float:
+    """$BIRD_RATE_LIMIT_PER_S (default 40); a ValueError with a one-line message if not a positive number."""
+    configured = os.environ.get(ENV_RATE_LIMIT, "").strip()
+    try:
+        budget = float(configured) if configured else DEFAULT_RATE_LIMIT_PER_S
+    except ValueError:
+        raise ValueError(
+            f"{ENV_RATE_LIMIT} must be a number of requests per second, got {configured!r}"
+        ) from None
+    if not budget > 0:
+        raise ValueError(f"{ENV_RATE_LIMIT} must be positive, got {configured!r}")
+    return budget
+
+
 class BirdApi(dg.ConfigurableResource):
     """The Bird workspace to archive and how hard we may call it (one request budget per workspace)."""
 
@@ -49,16 +63,10 @@ class BirdApi(dg.ConfigurableResource):
         """GET requests per second this workspace may use, shared by every run and process."""
         if self.rate_limit_per_s:
             return self.rate_limit_per_s
-        configured = os.environ.get(ENV_RATE_LIMIT, "").strip()
         try:
-            budget = float(configured) if configured else DEFAULT_RATE_LIMIT_PER_S
-        except ValueError:
-            raise dg.Failure(
-                f"{ENV_RATE_LIMIT} must be a number of requests per second, got {configured!r}"
-            ) from None
-        if budget <= 0:
-            raise dg.Failure(f"{ENV_RATE_LIMIT} must be positive, got {configured!r}")
-        return budget
+            return request_budget_from_env()
+        except ValueError as error:
+            raise dg.Failure(str(error)) from None
 
     @asynccontextmanager
     async def client(self, state_dir: Path) -> AsyncIterator[AsyncBirdClient]:

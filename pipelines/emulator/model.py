@@ -34,7 +34,7 @@ def iso_ms(ms: int) -> str:
     day, rest = divmod(ms, _DAY_MS)
     prefix = _day_prefixes.get(day)
     if prefix is None:
-        prefix = _day_prefixes.setdefault(day, f"{from_ms(day * _DAY_MS):%Y-%m-%d}T")
+        prefix = _day_prefixes.setdefault(day, f"{from_ms(day * _DAY_MS).date().isoformat()}T")
     seconds, millis = divmod(rest, 1000)
     minutes, seconds = divmod(seconds, 60)
     hours, minutes = divmod(minutes, 60)

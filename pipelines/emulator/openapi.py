@@ -54,7 +54,12 @@ def _errors(*statuses: str) -> dict[str, Any]:
         "429": "over the workspace's request budget; not processed, safe to retry",
         "5XX": "server error, safe to retry after a delay",
     }
-    responses = {}
+    responses: dict[str, Any] = {
+        "400": {
+            "description": "a request the HTTP server (uvicorn) cannot parse; answered before the API",
+            "content": {"text/plain": {"schema": _STRING}},
+        }
+    }
     for status in ("401", *statuses, "429", "5XX"):
         responses[status] = {
             "description": descriptions[status],

@@ -188,10 +188,15 @@ class PartitionFetcher:
     async def _page_leaf(self, checkpoint: Checkpoint, leaf: LeafProgress) -> list[LeafProgress]:
         """Page one leaf to its end; returns the children when the leaf is split instead."""
         window = Window.from_key(leaf.window_key)
+        # A channel's leaf is paged on the channel's own list with source="channels"; otherwise (a repair of
+        # the workspace source) on the workspace list filtered by channel, which also works for a channel
+        # deleted since: its messages stay in the workspace.
+        by_channel_list = leaf.channel_id is not None and self.settings.source == "channels"
         query = MessageQuery(
             limit=self.settings.page_size,
             start_at=window.start - MILLISECOND,
             end_at=window.end + MILLISECOND,
+            channel_ids=(leaf.channel_id,) if leaf.channel_id and not by_channel_list else (),
         )
         seen = self._landed_ids(leaf)
         buffer = self._buffer()
@@ -200,7 +205,7 @@ class PartitionFetcher:
         while True:
             token = leaf.next_token
             try:
-                page = await self._list(leaf.channel_id, query, token)
+                page = await self._list(leaf.channel_id if by_channel_list else None, query, token)
             except ValidationError as error:
                 if (
                     token is None
