@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -43,6 +44,7 @@ err_console = Console(stderr=True, soft_wrap=True)  # an error stays one line, h
 
 DEMO_DAYS = 7
 EMULATOR_RATE_LIMIT_PER_S = 400
+MIN_FREE_BYTES = 256 * 2**20
 
 
 def main() -> None:
@@ -63,6 +65,15 @@ def main() -> None:
     except OSError as error:  # an unwritable or full data directory, say
         where = f": {error.filename}" if error.filename else ""
         err_console.print(f"[red]error:[/red] {error.strerror or error}{where}", highlight=False)
+        sys.exit(1)
+    except Exception as error:  # a user sees one line; BIRD_ETL_DEBUG=1 shows the traceback
+        if os.environ.get("BIRD_ETL_DEBUG"):
+            raise
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        err_console.print(
+            f"[red]error:[/red] {type(error).__name__}: {first_line} (BIRD_ETL_DEBUG=1 shows the traceback)",
+            highlight=False,
+        )
         sys.exit(1)
 
 
@@ -255,6 +266,12 @@ def _check_local_settings() -> None:
     data_dir.mkdir(parents=True, exist_ok=True)  # an OSError here is one line from main()
     (data_dir / ".writable").touch()
     (data_dir / ".writable").unlink()
+    free = shutil.disk_usage(data_dir).free
+    if free < MIN_FREE_BYTES:
+        raise click.ClickException(
+            f"only {free / 2**20:.0f} MiB free in {data_dir}; a backfill needs at least "
+            f"{MIN_FREE_BYTES / 2**20:.0f} MiB (staging, lake, warehouse snapshots, run history)"
+        )
 
 
 def _preflight(settings: BirdSettings) -> None:
