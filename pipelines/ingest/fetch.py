@@ -202,8 +202,12 @@ class PartitionFetcher:
         buffer = self._buffer()
         tokens: set[str] = set()
         restarts = 0
+        # `cursor` runs ahead of `leaf.next_token`: the checkpoint (saved by any leaf at any time) may only
+        # ever hold the token that follows the pages already in spool files, or a resume would skip the
+        # pages that were still in memory.
+        cursor = leaf.next_token
         while True:
-            token = leaf.next_token
+            token = cursor
             try:
                 page = await self._list(leaf.channel_id if by_channel_list else None, query, token)
             except ValidationError as error:
@@ -216,7 +220,7 @@ class PartitionFetcher:
                 restarts += 1
                 self.stats.restarted_leaves += 1
                 self._restart(checkpoint, leaf)
-                seen, buffer, tokens = set(), self._buffer(), set()
+                seen, buffer, tokens, cursor = set(), self._buffer(), set(), None
                 continue
             self.stats.pages += 1
             if leaf.state is LeafState.PENDING and not leaf.pages:
@@ -242,9 +246,10 @@ class PartitionFetcher:
                         f"more than {self.settings.max_pages_per_leaf} pages in leaf {leaf.leaf_id}; "
                         "raise max_pages_per_leaf or check the server"
                     )
-            leaf.next_token = next_token
+            cursor = next_token
             done = next_token is None
             if done or buffer.rows >= self.settings.spool_rows:
+                leaf.next_token = cursor
                 self._flush(leaf, buffer)
                 buffer = self._buffer()
                 if done:
