@@ -150,9 +150,9 @@ class _Run:
         self.process.stdin.flush()
 
     def kill(self) -> str:
-        """SIGKILL now; the last phase it had announced (or `done`/`exited` if it finished first)."""
+        """SIGKILL now; the last phase announced (`starting` before any, `done`/`exited` if it ended)."""
         with self._changed:
-            last = self.phases[-1]
+            last = self.phases[-1] if self.phases else "starting"
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.process.pid, signal.SIGKILL)
         self.process.wait()
