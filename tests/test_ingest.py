@@ -35,7 +35,13 @@ def _client(emulator: RunningEmulator) -> AsyncBirdClient:
     return AsyncBirdClient(settings, retry=FAST_RETRY)
 
 
-def _land(emulator: RunningEmulator, root: Path, day: dt.date = DAY, **settings: object) -> LandedPartition:
+def _land(
+    emulator: RunningEmulator,
+    root: Path,
+    day: dt.date = DAY,
+    channel_ids: list[str] | None = None,
+    **settings: object,
+) -> LandedPartition:
     async def go() -> LandedPartition:
         async with _client(emulator) as client:
             return await land_messages(
@@ -45,6 +51,7 @@ def _land(emulator: RunningEmulator, root: Path, day: dt.date = DAY, **settings:
                 workspace_id=emulator.workspace_id,
                 day=day,
                 settings=FetchSettings(**settings),  # type: ignore[arg-type]
+                channel_ids=channel_ids,
             )
 
     return asyncio.run(go())
@@ -125,20 +132,7 @@ def test_exact_whatever_the_server_bounds_and_end_signal(options: dict[str, obje
 
 def test_channel_source_pages_each_channel(emulator_module: RunningEmulator, tmp_path: Path) -> None:
     channel_ids = sorted(c["id"] for c in emulator_module.store.channels())
-
-    async def go() -> LandedPartition:
-        async with _client(emulator_module) as client:
-            return await land_messages(
-                client,
-                Lake(tmp_path / "lake"),
-                tmp_path / "staging",
-                workspace_id=emulator_module.workspace_id,
-                day=DAY,
-                settings=FetchSettings(source="channels", page_size=50),
-                channel_ids=channel_ids,
-            )
-
-    asyncio.run(go())
+    _land(emulator_module, tmp_path, channel_ids=channel_ids, source="channels", page_size=50)
     ids = _landed_ids(tmp_path, emulator_module)
     assert len(ids) == len(set(ids))
     assert set(ids) == _truth(emulator_module)
@@ -192,19 +186,7 @@ def test_a_platform_filter_limits_paging_and_repair(emulator_module: RunningEmul
     whatsapp = sorted(c["id"] for c in channels if c["platformId"] == "whatsapp")
     assert whatsapp and len(whatsapp) < len(channels)
 
-    async def go() -> LandedPartition:
-        async with _client(emulator_module) as client:
-            return await land_messages(
-                client,
-                Lake(tmp_path / "lake"),
-                tmp_path / "staging",
-                workspace_id=emulator_module.workspace_id,
-                day=DAY,
-                settings=FetchSettings(source="channels"),
-                channel_ids=whatsapp,
-            )
-
-    landed = asyncio.run(go())
+    landed = _land(emulator_module, tmp_path, channel_ids=whatsapp, source="channels")
     window = Window.day(DAY)
     expected = set().union(
         *(emulator_module.store.ground_truth_ids(window.start, window.end, channel_id=c) for c in whatsapp)
