@@ -34,11 +34,9 @@ lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 bench: $(STAMP) ## the full benchmark (writes bench/RESULTS.md)
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,bench]'
 	$(BIN)/python -m bench.run
 
 bench-quick: $(STAMP) ## a small benchmark run that proves the harness works
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,bench]'
 	$(BIN)/python -m bench.run --quick
 
 clean: ## remove the virtualenv and the demo data

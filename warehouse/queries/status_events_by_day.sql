@@ -14,14 +14,14 @@ final_messages as (
 
 final as (
     select
-        cast(last_status_at at time zone 'UTC' as date) as status_day,
-        cast(created_at at time zone 'UTC' as date) as sent_day,
+        cast(last_status_at at time zone 'utc' as date) as status_day,
+        cast(created_at at time zone 'utc' as date) as sent_day,
         workspace_id,
         channel_id,
         status,
         count(*) as n_messages,
-        datediff('day', cast(created_at at time zone 'UTC' as date),
-            cast(last_status_at at time zone 'UTC' as date)) as days_late
+        datediff('day', cast(created_at at time zone 'utc' as date),
+            cast(last_status_at at time zone 'utc' as date)) as days_late
     from final_messages
     group by all
 )
