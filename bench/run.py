@@ -593,8 +593,8 @@ def report(
         "## Commands",
         "",
         "```",
-        *(shlex.join(outcome.measured.command) for outcome in mode1),
-        *([shlex.join(budget.outcome.measured.command)] if budget else []),
+        *(_portable(outcome.measured.command) for outcome in mode1),
+        *([_portable(budget.outcome.measured.command)] if budget else []),
         "```",
         "",
         "(`BIRD_API_URL`, `BIRD_ACCESS_KEY`, `BIRD_WORKSPACE_ID` point bird-etl at the emulator.)",
@@ -654,3 +654,9 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _portable(command: list[str]) -> str:
+    """A command as the reader would type it: paths inside the checkout made relative to it."""
+    root = str(Path.cwd()) + "/"
+    return shlex.join(part.replace(root, "") for part in command)
