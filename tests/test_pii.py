@@ -1,4 +1,4 @@
-"""The PII policy: with `hash` no identifier or text reaches Parquet or DuckDB unhashed, and counts still work."""
+"""PII policy: with `hash` no identifier or text reaches Parquet or DuckDB unhashed, and counts still work."""
 
 import asyncio
 import datetime as dt

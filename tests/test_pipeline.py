@@ -98,7 +98,7 @@ def test_rematerializing_a_partition_changes_nothing(
 
 
 def test_seven_day_backfill_under_faults_is_exact(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """20% 429s, 5% 5xx, 2% dropped connections and live inserts: exactly the emulator's ids, in worker processes."""
+    """20% 429s, 5% 5xx, 2% drops, live inserts: exactly the emulator's ids, in worker processes."""
     store = MessageStore.generate(SEVEN_DAYS, now=dt.datetime(2026, 1, 15, 6, tzinfo=dt.UTC))
     with run_emulator(store=store) as emulator:
         _point_at(emulator, monkeypatch)

@@ -4,6 +4,7 @@ The killed run is a real OS process (SIGKILL); the emulator serves it over loopb
 """
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -40,8 +41,10 @@ settings = BirdSettings.from_env()
 
 async def main():
     async with AsyncBirdClient(settings) as client:
-        await land_messages(client, Lake(root / "lake"), root / "staging", workspace_id=settings.workspace_id,
-                            day=dt.date.fromisoformat(sys.argv[2]), settings=FetchSettings(**eval(sys.argv[3])))
+        await land_messages(
+            client, Lake(root / "lake"), root / "staging", workspace_id=settings.workspace_id,
+            day=dt.date.fromisoformat(sys.argv[2]), settings=FetchSettings(**eval(sys.argv[3])),
+        )
 
 asyncio.run(main())
 """
@@ -70,10 +73,8 @@ def _land(emulator: RunningEmulator, root: Path) -> tuple[LandedPartition, int]:
 def _checkpointed_spool_files(root: Path) -> int:
     total = 0
     for path in (root / "staging").rglob("checkpoint.json"):
-        try:
+        with contextlib.suppress(OSError, ValueError):  # a checkpoint being replaced right now
             total += sum(len(leaf["spool_files"]) for leaf in json.loads(path.read_text())["leaves"])
-        except (OSError, ValueError):
-            pass
     return total
 
 
