@@ -17,21 +17,19 @@ app = marimo.App(width="medium")
 @app.cell
 def _():
     import datetime as dt
-    import os
-    from pathlib import Path
 
     import marimo as mo
     import polars as pl
 
     from transforms import vocabulary
-    from warehouse.store import Warehouse
+    from warehouse.store import Warehouse, data_dir_from_env
 
-    return Path, Warehouse, dt, mo, os, pl, vocabulary
+    return Warehouse, data_dir_from_env, dt, mo, pl, vocabulary
 
 
 @app.cell
-def _(Path, Warehouse, os):
-    data_dir = Path(os.environ.get("BIRD_ETL_DATA_DIR", "data"))
+def _(Warehouse, data_dir_from_env):
+    data_dir = data_dir_from_env()
     con = Warehouse(data_dir).connect_readonly()
     return con, data_dir
 

@@ -16,22 +16,19 @@ app = marimo.App(width="medium")
 @app.cell
 def _():
     import datetime as dt
-    import os
-    from pathlib import Path
 
     import marimo as mo
     import polars as pl
 
     from transforms.reports import failure_rates, top_failure_codes
-    from warehouse.store import Warehouse
+    from warehouse.store import Warehouse, data_dir_from_env
 
-    return Path, Warehouse, dt, failure_rates, mo, os, pl, top_failure_codes
+    return Warehouse, data_dir_from_env, dt, failure_rates, mo, pl, top_failure_codes
 
 
 @app.cell
-def _(Path, Warehouse, os):
-    data_dir = Path(os.environ.get("BIRD_ETL_DATA_DIR", "data"))
-    con = Warehouse(data_dir).connect_readonly()
+def _(Warehouse, data_dir_from_env):
+    con = Warehouse(data_dir_from_env()).connect_readonly()
     return (con,)
 
 

@@ -43,9 +43,6 @@ class Lake:
         """An unpartitioned dataset (a dimension such as channels) of one workspace."""
         return self.root / dataset / f"workspace_id={workspace_id}" / PARTITION_FILE
 
-    def has_partition(self, dataset: str, workspace_id: str, day: dt.date) -> bool:
-        return self.partition_file(dataset, workspace_id, day).exists()
-
     def scan_partition(self, dataset: str, workspace_id: str, day: dt.date) -> pl.LazyFrame | None:
         path = self.partition_file(dataset, workspace_id, day)
         return pl.scan_parquet(path) if path.exists() else None

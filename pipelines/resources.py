@@ -17,17 +17,10 @@ from pipelines.bird.settings import DEFAULT_API_URL, ENV_API_URL, BirdSettings
 from pipelines.ingest.fetch import FetchSettings
 from pipelines.ingest.pii import ENV_PII, ENV_PII_KEY, PiiMode, PiiPolicy
 from pipelines.lake import Lake
-from warehouse.store import Warehouse
+from warehouse.store import ENV_DATA_DIR, Warehouse, data_dir_from_env  # noqa: F401  (re-exported)
 
-ENV_DATA_DIR = "BIRD_ETL_DATA_DIR"
 ENV_RATE_LIMIT = "BIRD_RATE_LIMIT_PER_S"
 DEFAULT_RATE_LIMIT_PER_S = 40.0
-DEFAULT_DATA_DIR = "data"
-
-
-def data_dir_from_env() -> Path:
-    """The data directory (lake, warehouse, Dagster instance): $BIRD_ETL_DATA_DIR, default ./data."""
-    return Path(os.environ.get(ENV_DATA_DIR, "").strip() or DEFAULT_DATA_DIR).resolve()
 
 
 def request_budget_from_env() -> float:

@@ -27,6 +27,8 @@ from warehouse.sqlfiles import PACKAGE_DIR, query, run
 
 SEEDS_DIR = PACKAGE_DIR / "seeds"
 SNAPSHOT_NAME = "warehouse.duckdb"
+ENV_DATA_DIR = "BIRD_ETL_DATA_DIR"
+DEFAULT_DATA_DIR = "data"
 STORAGE_COMPATIBILITY = "v1.4.0"
 _TEMP_PREFIX, _TEMP_SUFFIX = ".warehouse.", ".tmp"
 
@@ -55,6 +57,11 @@ class LoadResult:
     n_rows: int  # rows the load wrote (the partition's rows, one per id)
     n_replaced: int  # rows it deleted first (0 on a first load)
     days: tuple[date, ...]  # UTC days whose mart rows it recomputed
+
+
+def data_dir_from_env() -> Path:
+    """The data directory (lake, warehouse, Dagster instance): $BIRD_ETL_DATA_DIR, default ./data."""
+    return Path(os.environ.get(ENV_DATA_DIR, "").strip() or DEFAULT_DATA_DIR).resolve()
 
 
 class Warehouse:

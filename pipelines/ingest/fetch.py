@@ -39,7 +39,7 @@ _UTC_MICROS = pa.timestamp("us", tz="UTC")
 
 
 class MessageLister(Protocol):
-    """The two list endpoints of the Bird client that the fetcher pages."""
+    """What ingestion needs of the Bird client: the two list endpoints, and Bird's own daily counts."""
 
     async def list_workspace_messages(
         self, query: MessageQuery, page_token: str | None = None
@@ -48,6 +48,8 @@ class MessageLister(Protocol):
     async def list_channel_messages(
         self, channel_id: str, query: MessageQuery, page_token: str | None = None
     ) -> MessagePage: ...
+
+    async def get_channel_metrics(self, period_start: dt.datetime, period_end: dt.datetime) -> list[dict]: ...
 
 
 @dataclass(frozen=True)

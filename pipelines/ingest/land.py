@@ -25,6 +25,7 @@ from pipelines.ingest.fetch import (
     RAW_MESSAGE_ARROW_SCHEMA,
     FetchSettings,
     FetchStats,
+    MessageLister,
     PartitionFetcher,
 )
 from pipelines.ingest.pii import PiiPolicy
@@ -49,7 +50,7 @@ class LandedPartition:
 
 
 async def land_messages(
-    client: object,
+    client: MessageLister,
     lake: Lake,
     staging_root: Path,
     *,
@@ -69,7 +70,7 @@ async def land_messages(
 
     def fetcher(staging: StagingArea, known_ids: frozenset[str] = frozenset()) -> PartitionFetcher:
         return PartitionFetcher(
-            client,  # type: ignore[arg-type]
+            client,
             staging,
             workspace_id=workspace_id,
             settings=settings,
@@ -122,10 +123,10 @@ async def land_messages(
     )
 
 
-async def _bird_counts(client: object, window: Window) -> dict[str, int] | None:
+async def _bird_counts(client: MessageLister, window: Window) -> dict[str, int] | None:
     """Messages per channel that Bird's reporting API counts for the window; None when it does not answer."""
     try:
-        rows = await client.get_channel_metrics(window.start, window.end)  # type: ignore[attr-defined]
+        rows = await client.get_channel_metrics(window.start, window.end)
     except BirdAPIError:
         return None
     counts: Counter[str] = Counter()
