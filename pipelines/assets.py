@@ -11,7 +11,6 @@ import dagster as dg
 
 from pipelines.ingest.channels import CHANNELS, channels_frame, select_channel_ids
 from pipelines.ingest.land import RAW_MESSAGES, REJECTED_RECORDS, LandedPartition, land_messages
-from pipelines.lake import write_table_atomically
 from pipelines.loading import flattened_partition
 from pipelines.partitions import DAILY
 from pipelines.progress import MESSAGES_LANDED
@@ -38,9 +37,7 @@ def channels(bird: BirdApi, archive: Archive) -> dg.MaterializeResult:
             return await client.list_channels()
 
     frame = channels_frame(asyncio.run(fetch()), bird.settings().workspace_id)
-    write_table_atomically(
-        frame.to_arrow(), archive.lake.snapshot_file(CHANNELS, bird.settings().workspace_id)
-    )
+    archive.lake.write_snapshot(CHANNELS, bird.settings().workspace_id, frame.to_arrow())
     archive.warehouse.load_channels(frame)
     per_platform = frame.group_by("platform").len().sort("platform")
     return dg.MaterializeResult(

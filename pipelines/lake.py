@@ -43,6 +43,14 @@ class Lake:
         """An unpartitioned dataset (a dimension such as channels) of one workspace."""
         return self.root / dataset / f"workspace_id={workspace_id}" / PARTITION_FILE
 
+    def write_snapshot(self, dataset: str, workspace_id: str, table: pa.Table) -> None:
+        """Replace the workspace's snapshot of an unpartitioned dataset, atomically."""
+        write_table_atomically(table, self.snapshot_file(dataset, workspace_id))
+
+    def scan_snapshot(self, dataset: str, workspace_id: str) -> pl.LazyFrame | None:
+        path = self.snapshot_file(dataset, workspace_id)
+        return pl.scan_parquet(path) if path.exists() else None
+
     def scan_partition(self, dataset: str, workspace_id: str, day: dt.date) -> pl.LazyFrame | None:
         path = self.partition_file(dataset, workspace_id, day)
         return pl.scan_parquet(path) if path.exists() else None

@@ -35,7 +35,7 @@ from pipelines.ingest.channels import CHANNELS, channels_frame, scan_channels
 from pipelines.ingest.fetch import FetchSettings
 from pipelines.ingest.land import RAW_MESSAGES, land_messages
 from pipelines.ingest.windows import Window
-from pipelines.lake import Lake, write_table_atomically
+from pipelines.lake import Lake
 from tests.conftest import EMULATOR_NOW
 from tests.reliability_report import markdown_table, publish_section
 from transforms.messages import flatten_messages
@@ -84,9 +84,7 @@ async def refresh_channels(settings: BirdSettings, root: Path) -> None:
     """The channel dimension, in the lake and the warehouse (done once, before the loop)."""
     async with _client(settings) as client:
         channels = channels_frame(await client.list_channels(), settings.workspace_id)
-    write_table_atomically(
-        channels.to_arrow(), Lake(root / "lake").snapshot_file(CHANNELS, settings.workspace_id)
-    )
+    Lake(root / "lake").write_snapshot(CHANNELS, settings.workspace_id, channels.to_arrow())
     Warehouse(root).load_channels(channels)
 
 

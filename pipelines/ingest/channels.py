@@ -37,5 +37,5 @@ def select_channel_ids(channels: Sequence[Channel], platforms: Sequence[str]) ->
 
 def scan_channels(lake: Lake, workspace_id: str) -> pl.LazyFrame:
     """The workspace's channel snapshot in the lake (empty before the first refresh: platform stays null)."""
-    path = lake.snapshot_file(CHANNELS, workspace_id)
-    return pl.scan_parquet(path) if path.exists() else pl.LazyFrame(schema=CHANNEL_SCHEMA)
+    snapshot = lake.scan_snapshot(CHANNELS, workspace_id)
+    return snapshot if snapshot is not None else pl.LazyFrame(schema=CHANNEL_SCHEMA)
