@@ -1,16 +1,18 @@
 """The Bird Channels API emulator as a Starlette app: Bird's routes, envelopes and errors, plus faults.
 
-Request flow for the API routes: AccessKey check (401) -> GET faults (latency, slow answers, rate limit,
-429, 5xx) -> workspace/channel/message lookup (404, also for a deleted channel) -> parameter validation (422,
-also a rejected pageToken) -> the page, joined from pre-serialized JSON bytes (with any foreign or repeated
-items) -> delivery faults (dropped connection, truncated body, invalid JSON). `/_emulator/*` are admin routes
-for tests steering an emulator in another process: same AccessKey, never faulted, not counted.
+One app serves one or several workspaces, each behind its own access key with its own faults, stats and
+request budget. Request flow for the API routes: AccessKey check (401; the key picks the workspace) -> another
+served workspace's path (403) -> that workspace's GET faults (latency, slow answers, rate limit, 429, 5xx) ->
+workspace/channel/message lookup (404, also for a deleted channel) -> parameter validation (422, also a
+rejected pageToken) -> the page, joined from pre-serialized JSON bytes (with any foreign or repeated items) ->
+delivery faults (dropped connection, truncated body, invalid JSON). `/_emulator/*` are admin routes for tests
+steering an emulator in another process: the key picks the workspace, never faulted, not counted.
 `/openapi.json` describes the API routes and needs no key (Bird's reference is public too).
 """
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -20,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from pipelines.emulator.faults import Faults, RateLimiter, RequestStats
+from pipelines.emulator.faults import Faults, RateLimiter
 from pipelines.emulator.model import Channel, iso_ms, to_ms
 from pipelines.emulator.openapi import openapi_document
 from pipelines.emulator.query import (
@@ -33,11 +35,12 @@ from pipelines.emulator.query import (
     parse_list_query,
 )
 from pipelines.emulator.store import MessageStore, Page
+from pipelines.emulator.workspaces import DEFAULT_ACCESS_KEY, EmulatedWorkspace, check_distinct
 from transforms.vocabulary import BODY_TYPES
 
 END_SIGNALS = ("absent", "empty_string", "empty_page")
+CROSS_WORKSPACE_STATUSES = (403, 404)
 JSON = "application/json"
-Handler = Callable[[Request], Awaitable[tuple[int, bytes]]]
 
 
 class ConnectionDropped(Exception):
@@ -69,59 +72,25 @@ def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> R
     return Response(orjson.dumps(payload), status_code=status, media_type=JSON, headers=headers)
 
 
-class Emulator:
-    """Route handlers over one store; `create_app` wires them into Starlette."""
+class WorkspaceEmulator:
+    """Route handlers over one served workspace: its store, faults, stats and rate-limit bucket."""
 
-    def __init__(
-        self, store: MessageStore, *, access_key: str, faults: Faults, inclusive_end: bool, end_signal: str
-    ) -> None:
-        if end_signal not in END_SIGNALS:
-            raise ValueError(f"end_signal must be one of {END_SIGNALS}, not {end_signal!r}")
-        self.store = store
-        self.faults = faults
-        self.stats = RequestStats()
+    def __init__(self, workspace: EmulatedWorkspace, *, inclusive_end: bool, end_signal: str) -> None:
+        self.workspace = workspace
+        self.store = workspace.store
+        self.stats = workspace.stats
         self.inclusive_end = inclusive_end
         self.end_signal = end_signal
-        self._authorization = f"AccessKey {access_key}"
         self._limiter = RateLimiter()
+
+    @property
+    def faults(self) -> Faults:
+        """The workspace's switches, read on every request (a test may swap in a new `Faults`)."""
+        return self.workspace.faults
 
     # -- plumbing -------------------------------------------------------------------------------------------
 
-    def api(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            try:
-                self._authorize(request)
-                workspace_id = request.path_params["workspace_id"]
-                is_get = request.method == "GET"
-                if is_get:
-                    await self._request_faults(workspace_id)
-                if workspace_id != self.store.workspace_id:
-                    raise not_found("workspace")
-                status, body = await handler(request)
-            except ApiError as error:
-                return _json(error.status, error.body, error.headers)
-            return (
-                self._deliver(status, body) if is_get else Response(body, status_code=status, media_type=JSON)
-            )
-
-        return endpoint
-
-    def admin(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            try:
-                self._authorize(request)
-                status, body = await handler(request)
-            except ApiError as error:
-                return _json(error.status, error.body)
-            return Response(body, status_code=status, media_type=JSON)
-
-        return endpoint
-
-    def _authorize(self, request: Request) -> None:
-        if request.headers.get("authorization") != self._authorization:
-            raise ApiError(401, "Unauthorized", "Missing or invalid access key")
-
-    async def _request_faults(self, workspace_id: str) -> None:
+    async def request_faults(self, workspace_id: str) -> None:
         faults = self.faults
         at = self.stats.record_get(workspace_id)
         if faults.latency_ms > 0:
@@ -143,7 +112,7 @@ class Emulator:
             status = faults.rng.choice((500, 502, 503))
             raise ApiError(status, "InternalServerError", "Something went wrong, safe to retry")
 
-    def _deliver(self, status: int, body: bytes) -> Response:
+    def deliver(self, status: int, body: bytes) -> Response:
         if status == 200 and self.faults.roll(self.faults.drop_connection_rate):
             self.stats.record("drop")
             return _DroppingResponse(body, status_code=status, media_type=JSON)
@@ -324,9 +293,6 @@ class Emulator:
 
     # -- description and admin ------------------------------------------------------------------------------
 
-    async def openapi(self, request: Request) -> Response:
-        return _json(200, openapi_document(str(request.base_url).rstrip("/")))
-
     async def admin_stats(self, request: Request) -> tuple[int, bytes]:
         return 200, orjson.dumps({**self.stats.to_dict(), "now": iso_ms(to_ms(self.store.now))})
 
@@ -354,6 +320,76 @@ class Emulator:
             raise _invalid({"to": ["required, an RFC 3339 date-time"]}) from None
         self.store.advance(moment)
         return 200, orjson.dumps({"now": iso_ms(to_ms(self.store.now))})
+
+
+Handler = Callable[[WorkspaceEmulator, Request], Awaitable[tuple[int, bytes]]]
+
+
+class Emulator:
+    """Authenticates each request and hands it to the workspace its access key belongs to."""
+
+    def __init__(
+        self,
+        workspaces: Sequence[EmulatedWorkspace],
+        *,
+        inclusive_end: bool,
+        end_signal: str,
+        cross_workspace_status: int,
+    ) -> None:
+        if end_signal not in END_SIGNALS:
+            raise ValueError(f"end_signal must be one of {END_SIGNALS}, not {end_signal!r}")
+        if cross_workspace_status not in CROSS_WORKSPACE_STATUSES:
+            raise ValueError(f"cross_workspace_status must be one of {CROSS_WORKSPACE_STATUSES}")
+        check_distinct(workspaces)
+        self.workspaces = [
+            WorkspaceEmulator(w, inclusive_end=inclusive_end, end_signal=end_signal) for w in workspaces
+        ]
+        self._by_authorization = {f"AccessKey {w.workspace.access_key}": w for w in self.workspaces}
+        self._served = frozenset(w.store.workspace_id for w in self.workspaces)
+        self._forbid_others = cross_workspace_status == 403
+
+    def api(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                workspace = self._authorize(request)
+                workspace_id = request.path_params["workspace_id"]
+                own = workspace_id == workspace.store.workspace_id
+                if not own and self._forbid_others and workspace_id in self._served:
+                    raise ApiError(403, "Forbidden", "The access key has no access to this workspace")
+                is_get = request.method == "GET"
+                if is_get:
+                    await workspace.request_faults(workspace_id)
+                if not own:
+                    raise not_found("workspace")
+                status, body = await handler(workspace, request)
+            except ApiError as error:
+                return _json(error.status, error.body, error.headers)
+            if is_get:
+                return workspace.deliver(status, body)
+            return Response(body, status_code=status, media_type=JSON)
+
+        return endpoint
+
+    def admin(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                status, body = await handler(self._authorize(request), request)
+            except ApiError as error:
+                return _json(error.status, error.body)
+            return Response(body, status_code=status, media_type=JSON)
+
+        return endpoint
+
+    def _authorize(self, request: Request) -> WorkspaceEmulator:
+        """The workspace of the request's access key; 401 for a missing or unknown key."""
+        workspace = self._by_authorization.get(request.headers.get("authorization", ""))
+        if workspace is None:
+            raise ApiError(401, "Unauthorized", "Missing or invalid access key")
+        return workspace
+
+
+async def _openapi(request: Request) -> Response:
+    return _json(200, openapi_document(str(request.base_url).rstrip("/")))
 
 
 def _invalid(details: dict[str, list[str]]) -> ApiError:
@@ -388,42 +424,60 @@ def _validate_send(payload: Any, *, multiple_receivers: bool) -> None:
 
 
 def create_app(
-    store: MessageStore,
+    store: MessageStore | None = None,
     *,
-    access_key: str,
+    access_key: str | None = None,
     faults: Faults | None = None,
+    workspaces: Sequence[EmulatedWorkspace] | None = None,
     inclusive_end: bool = False,
     end_signal: str = "absent",
+    cross_workspace_status: int = 403,
 ) -> Starlette:
-    """The emulator for one store. `inclusive_end` and `end_signal` switch the undocumented semantics."""
+    """The emulator for one store behind `access_key` (default `emulator-access-key`), or for several
+    `workspaces`, each behind its own key (see `workspaces.generate_workspaces`).
+
+    `inclusive_end`, `end_signal` and `cross_workspace_status` switch the undocumented semantics.
+    """
+    if (store is None) == (workspaces is None):
+        raise ValueError("pass either store or workspaces")
+    if workspaces is None:
+        assert store is not None
+        workspaces = [
+            EmulatedWorkspace(
+                store,
+                access_key if access_key is not None else DEFAULT_ACCESS_KEY,
+                faults if faults is not None else Faults(),
+            )
+        ]
+    elif faults is not None or access_key is not None:
+        raise ValueError("with workspaces, each workspace carries its own access key and faults")
     emulator = Emulator(
-        store,
-        access_key=access_key,
-        faults=faults if faults is not None else Faults(),
+        workspaces,
         inclusive_end=inclusive_end,
         end_signal=end_signal,
+        cross_workspace_status=cross_workspace_status,
     )
     workspace = "/workspaces/{workspace_id}"
     message = workspace + "/channels/{channel_id}/messages/{message_id}"
-    api, admin = emulator.api, emulator.admin
+    api, admin, ws = emulator.api, emulator.admin, WorkspaceEmulator
     app = Starlette(
         routes=[
-            Route(workspace + "/channels", api(emulator.channels), methods=["GET"]),
-            Route(workspace + "/channels/messages", api(emulator.workspace_messages), methods=["GET"]),
-            Route(workspace + "/channels/{channel_id}", api(emulator.channel), methods=["GET"]),
+            Route(workspace + "/channels", api(ws.channels), methods=["GET"]),
+            Route(workspace + "/channels/messages", api(ws.workspace_messages), methods=["GET"]),
+            Route(workspace + "/channels/{channel_id}", api(ws.channel), methods=["GET"]),
             Route(
                 workspace + "/channels/{channel_id}/messages",
-                api(emulator.channel_messages),
+                api(ws.channel_messages),
                 methods=["GET", "POST"],
             ),
-            Route(message, api(emulator.message), methods=["GET"]),
-            Route(message + "/interactions", api(emulator.interactions), methods=["GET"]),
-            Route(workspace + "/reporting/channels/metrics", api(emulator.metrics), methods=["GET"]),
-            Route("/openapi.json", emulator.openapi, methods=["GET"]),
-            Route("/_emulator/stats", admin(emulator.admin_stats), methods=["GET"]),
-            Route("/_emulator/faults", admin(emulator.admin_faults), methods=["PUT"]),
-            Route("/_emulator/ground-truth", admin(emulator.admin_ground_truth), methods=["GET"]),
-            Route("/_emulator/advance", admin(emulator.admin_advance), methods=["POST"]),
+            Route(message, api(ws.message), methods=["GET"]),
+            Route(message + "/interactions", api(ws.interactions), methods=["GET"]),
+            Route(workspace + "/reporting/channels/metrics", api(ws.metrics), methods=["GET"]),
+            Route("/openapi.json", _openapi, methods=["GET"]),
+            Route("/_emulator/stats", admin(ws.admin_stats), methods=["GET"]),
+            Route("/_emulator/faults", admin(ws.admin_faults), methods=["PUT"]),
+            Route("/_emulator/ground-truth", admin(ws.admin_ground_truth), methods=["GET"]),
+            Route("/_emulator/advance", admin(ws.admin_advance), methods=["POST"]),
         ]
     )
     app.state.emulator = emulator

@@ -6,7 +6,7 @@ the wall clock except the default `end` (today's UTC date), which tests pin.
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from itertools import accumulate
@@ -55,6 +55,22 @@ class DatasetSpec:
     def start(self) -> datetime:
         """First instant of the generated range (UTC midnight)."""
         return datetime.combine(self.resolved_end() - timedelta(days=self.days), time(), UTC)
+
+    def for_workspaces(self, n: int) -> list["DatasetSpec"]:
+        """`n` workspaces of this shape: this spec first, then specs with seeds derived from this one's.
+
+        Derived specs draw their own workspace id, channels, contacts and messages; an explicit `workspace_id`
+        stays with the first spec only.
+        """
+        if n < 1:
+            raise ValueError(f"n must be at least 1, not {n}")
+        derived = [replace(self, seed=derived_seed(self.seed, i), workspace_id=None) for i in range(1, n)]
+        return [self, *derived]
+
+
+def derived_seed(seed: int, index: int) -> int:
+    """The seed of workspace `index` (0-based) of a several-workspace emulator whose first seed is `seed`."""
+    return seed if index == 0 else random.Random(f"workspace-seed:{seed}:{index}").randrange(2**31)
 
 
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))

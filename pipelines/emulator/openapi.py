@@ -2,7 +2,8 @@
 
 It states the emulator's contract, which is Bird's where Bird documents one (`bird-api-facts.md`) and our
 reading where Bird is silent (`docs/emulator.md`): Bird's parameter names and bounds, Bird's envelopes, and
-Bird's error bodies for 401/404/422/429/5xx. The admin routes (`/_emulator/*`) are test plumbing and left out.
+Bird's error bodies for 401/403/404/422/429/5xx. The admin routes (`/_emulator/*`) are test plumbing and left
+out.
 """
 
 from typing import Any
@@ -46,9 +47,10 @@ def _ok(schema: str, status: str = "200") -> dict[str, Any]:
 
 
 def _errors(*statuses: str) -> dict[str, Any]:
-    """Bird's error responses; every API GET may also meet 401, 429 and 5xx."""
+    """Bird's error responses; every API route may also meet 401, 403, 429 and 5xx."""
     descriptions = {
         "401": "missing or wrong access key",
+        "403": "the access key belongs to another workspace",
         "404": "unknown workspace, channel or message",
         "422": "the parameters did not pass validation (every bad field in `details`)",
         "429": "over the workspace's request budget; not processed, safe to retry",
@@ -60,7 +62,7 @@ def _errors(*statuses: str) -> dict[str, Any]:
             "content": {"text/plain": {"schema": _STRING}},
         }
     }
-    for status in ("401", *statuses, "429", "5XX"):
+    for status in ("401", "403", *statuses, "429", "5XX"):
         responses[status] = {
             "description": descriptions[status],
             "content": {JSON: {"schema": _ref("Error")}},
