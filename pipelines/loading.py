@@ -13,7 +13,7 @@ import polars as pl
 
 from pipelines.ingest.channels import scan_channels
 from pipelines.ingest.interactions import RAW_INTERACTIONS
-from pipelines.ingest.land import RAW_MESSAGES
+from pipelines.ingest.land import RAW_MESSAGES, unparsed_rows
 from pipelines.ingest.windows import Window
 from pipelines.lake import Lake
 from transforms.interactions import flatten_interactions
@@ -36,6 +36,8 @@ def flattened_partition(lake: Lake, dataset: str, workspace_id: str, day: dt.dat
         raise MissingPartitionError(
             f"{dataset} {day} of workspace {workspace_id} is not in the lake: land it first"
         )
+    if dataset == RAW_MESSAGES and unparsed_rows(lake.partition_file(dataset, workspace_id, day)) == 0:
+        raw = raw.drop("raw")  # every row's fields were parsed at landing: skip reading the JSON
     return _FLATTEN[dataset](raw, scan_channels(lake, workspace_id)).collect()
 
 

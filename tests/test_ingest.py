@@ -10,8 +10,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from pipelines.bird.client import AsyncBirdClient
+from pipelines.bird.models import MessageRecord, decode_message_page
 from pipelines.bird.retry import RetryPolicy
 from pipelines.bird.settings import BirdSettings
 from pipelines.emulator.model import to_ms
@@ -19,10 +21,12 @@ from pipelines.emulator.server import RunningEmulator, run_emulator
 from pipelines.emulator.store import MessageStore
 from pipelines.ingest.checkpoint import StagingArea
 from pipelines.ingest.fetch import FetchSettings, PartitionFetcher
-from pipelines.ingest.land import RAW_MESSAGES, LandedPartition, land_messages
+from pipelines.ingest.land import RAW_MESSAGES, LandedPartition, land_messages, unparsed_rows
 from pipelines.ingest.windows import Window
 from pipelines.lake import Lake
 from tests.conftest import EMULATOR_NOW, EMULATOR_SPEC
+from transforms.messages import flatten_messages
+from transforms.schema import CHANNEL_SCHEMA
 
 DAY = dt.date(2026, 1, 13)
 FAST_RETRY = RetryPolicy(max_attempts=10, initial=0.01, maximum=0.2)
@@ -193,3 +197,28 @@ def test_a_platform_filter_limits_paging_and_repair(emulator_module: RunningEmul
     )
     assert set(_landed_ids(tmp_path, emulator_module)) == expected
     assert landed.repaired_channels == []
+
+
+def test_landing_parses_exactly_what_flattening_would_decode(
+    emulator_module: RunningEmulator, tmp_path: Path
+) -> None:
+    """raw_messages.parsed (filled at landing) flattens to the same rows as decoding the raw JSON."""
+    _land(emulator_module, tmp_path)
+    lake = Lake(tmp_path / "lake")
+    assert unparsed_rows(lake.partition_file(RAW_MESSAGES, emulator_module.workspace_id, DAY)) == 0
+    raw = lake.scan_partition(RAW_MESSAGES, emulator_module.workspace_id, DAY)
+    assert raw is not None
+    channels = pl.LazyFrame(schema=CHANNEL_SCHEMA)
+    from_parsed = flatten_messages(raw.drop("raw"), channels).collect().sort("id")
+    from_json = flatten_messages(raw.drop("parsed"), channels).collect().sort("id")
+    assert from_parsed.height == len(_truth(emulator_module)) > 0
+    assert_frame_equal(from_parsed, from_json)
+
+
+def test_a_message_whose_fields_do_not_parse_is_archived_and_decoded_from_json() -> None:
+    good = b'{"id":"m1","channelId":"c","status":"sent","createdAt":"2026-01-01T00:00:00Z",'
+    good += b'"updatedAt":"2026-01-01T00:00:01Z","reason":"ok"}'
+    odd = good.replace(b'"m1"', b'"m2"').replace(b'"reason":"ok"', b'"reason":["not","text"]')
+    page = decode_message_page(b'{"results":[' + good + b"," + odd + b"]}")
+    assert [key.id for key in page.keys] == ["m1", "m2"] and not page.rejected
+    assert [type(key) is MessageRecord for key in page.keys] == [True, False]

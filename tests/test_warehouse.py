@@ -17,7 +17,7 @@ from polars.testing import assert_frame_equal
 from transforms import schema
 from transforms.vocabulary import FINAL_STATUSES, STATUSES
 from warehouse.migrate import available_migrations
-from warehouse.store import Warehouse
+from warehouse.store import PartitionLoad, Warehouse
 
 WORKSPACE = "ws-1"
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
@@ -410,3 +410,35 @@ def test_a_new_connection_sees_the_new_snapshot_while_an_old_one_is_open(warehou
         assert new.execute("select count(*) from messages").fetchone() == (1,)
     assert old.execute("select count(*) from messages").fetchone() == (0,)
     old.close()
+
+
+def test_a_batch_load_equals_the_same_loads_one_by_one(tmp_path: Path) -> None:
+    days = [DAY + timedelta(days=n) for n in range(3)]
+    frames = [
+        messages_frame(
+            message(f"m{n}a", created_at=day + timedelta(hours=1), updated_at=day + timedelta(hours=2)),
+            failed(f"m{n}b", 15005, created_at=day + timedelta(hours=3), updated_at=day + timedelta(hours=4)),
+        )
+        for n, day in enumerate(days)
+    ]
+    one_by_one, batched = Warehouse(tmp_path / "one"), Warehouse(tmp_path / "batch")
+    for warehouse in (one_by_one, batched):
+        warehouse.migrate()
+    singles = [load_day(one_by_one, frame, day) for frame, day in zip(frames, days, strict=True)]
+    loads = [
+        PartitionLoad(WORKSPACE, day, day + timedelta(days=1), frame)
+        for frame, day in zip(frames, days, strict=True)
+    ]
+    results = batched.load_partitions("messages", loads)
+    for name in DATA_RELATIONS:
+        assert_frame_equal(table(batched, name), table(one_by_one, name))
+    assert [(r.n_rows, r.n_replaced) for r in results] == [(s.n_rows, s.n_replaced) for s in singles]
+    assert results[0].days == tuple(day.date() for day in days)  # the marts of the batch, recomputed once
+
+
+def test_a_batch_with_a_bad_partition_loads_nothing(warehouse: Warehouse) -> None:
+    good = PartitionLoad(WORKSPACE, DAY, DAY + timedelta(days=1), messages_frame(message("m1")))
+    outside = PartitionLoad(WORKSPACE, DAY + timedelta(days=1), DAY + timedelta(days=2), good.rows)
+    with pytest.raises(ValueError, match="outside partition"):
+        warehouse.load_partitions("messages", [good, outside])
+    assert table(warehouse, "messages").height == 0

@@ -6,42 +6,16 @@ import polars as pl
 
 from transforms import vocabulary
 from transforms.phones import country_code
-from transforms.schema import MESSAGE_SCHEMA
+from transforms.schema import MESSAGE_SCHEMA, RAW_MESSAGE_PARSED_DTYPE
 
 # Bird's ISO 8601 timestamps, with 'Z' or a '+02:00'-style offset and optional fractional seconds.
 ISO_TIMESTAMP_FORMAT: Final = "%Y-%m-%dT%H:%M:%S%.f%#z"
 
-_CONNECTOR: Final = pl.Struct({"id": pl.String, "identifierValue": pl.String})
-_CONTACT: Final = pl.Struct(
-    {"id": pl.String, "identifierKey": pl.String, "identifierValue": pl.String, "countryCode": pl.String}
-)
-
 # Only the parts of Bird's Message we flatten (facts 3.3). Decoding with an explicit dtype is fast, ignores
 # unknown fields, and gives missing or null objects as null structs. The typed landing columns (id, status,
-# direction, created_at, updated_at) are not decoded again.
-MESSAGE_JSON_DTYPE: Final = pl.Struct(
-    {
-        "sender": pl.Struct({"connector": _CONNECTOR, "contact": _CONTACT}),
-        "receiver": pl.Struct({"connector": _CONNECTOR, "contacts": pl.List(_CONTACT)}),
-        "reason": pl.String,
-        "details": pl.String,
-        "lastStatusAt": pl.String,
-        "scheduledFor": pl.String,
-        "reference": pl.String,
-        "batchId": pl.String,
-        "tags": pl.List(pl.String),
-        "parts": pl.List(pl.Struct({"platformReference": pl.String})),
-        "body": pl.Struct({"type": pl.String}),
-        "template": pl.Struct({"projectId": pl.String}),
-        "failure": pl.Struct(
-            {
-                "code": pl.Int64,
-                "description": pl.String,
-                "source": pl.Struct({"code": pl.String, "name": pl.String}),
-            }
-        ),
-    }
-)
+# direction, created_at, updated_at) are not decoded again. Landing parses the same parts into the `parsed`
+# column, so only rows without it are decoded here.
+MESSAGE_JSON_DTYPE: Final = RAW_MESSAGE_PARSED_DTYPE
 
 
 def parse_timestamp(text: pl.Expr) -> pl.Expr:
@@ -85,6 +59,22 @@ def _identifier_kind(identifier_key: pl.Expr, identifier: pl.Expr) -> pl.Expr:
     )
 
 
+def _parsed_message(raw_schema: pl.Schema) -> pl.Expr:
+    """The parsed parts of each message: landing's `parsed` column, else its raw JSON decoded here.
+
+    Only rows whose `parsed` is null are decoded (the others give a null string, which costs nothing), so a
+    partition landed with `parsed` is flattened without any JSON work; a frame without `raw` must have it.
+    """
+    decoded = pl.col("raw").str.json_decode(MESSAGE_JSON_DTYPE)
+    if "parsed" not in raw_schema:
+        return decoded
+    parsed = pl.col("parsed")
+    if "raw" not in raw_schema:
+        return parsed
+    unparsed = pl.when(parsed.is_null()).then(pl.col("raw"))
+    return pl.coalesce(parsed, unparsed.str.json_decode(MESSAGE_JSON_DTYPE))
+
+
 def flatten_messages(raw: pl.LazyFrame, channels: pl.LazyFrame) -> pl.LazyFrame:
     """raw_messages (RAW_MESSAGE_SCHEMA) + channels (CHANNEL_SCHEMA) -> messages (MESSAGE_SCHEMA).
 
@@ -109,7 +99,7 @@ def flatten_messages(raw: pl.LazyFrame, channels: pl.LazyFrame) -> pl.LazyFrame:
     last_status_at = parse_timestamp(message.struct.field("lastStatusAt"))
     return (
         latest_version(raw, version="updated_at")
-        .with_columns(message=pl.col("raw").str.json_decode(MESSAGE_JSON_DTYPE))
+        .with_columns(message=_parsed_message(raw.collect_schema()))
         .join(platform_by_channel(channels), on=["workspace_id", "channel_id"], how="left")
         .select(
             "id",

@@ -10,9 +10,42 @@ import polars as pl
 
 UTC_TS: Final = pl.Datetime("us", "UTC")
 
+_PARSED_CONNECTOR: Final = pl.Struct({"identifierValue": pl.String})
+_PARSED_CONTACT: Final = pl.Struct(
+    {"identifierKey": pl.String, "identifierValue": pl.String, "countryCode": pl.String}
+)
+
+# The parts of Bird's Message that the warehouse flattens (field names as in Bird's JSON), parsed at landing
+# into raw_messages.parsed. Timestamps stay text here; flattening parses them.
+RAW_MESSAGE_PARSED_DTYPE: Final = pl.Struct(
+    {
+        "sender": pl.Struct({"connector": _PARSED_CONNECTOR, "contact": _PARSED_CONTACT}),
+        "receiver": pl.Struct({"connector": _PARSED_CONNECTOR, "contacts": pl.List(_PARSED_CONTACT)}),
+        "reason": pl.String,
+        "details": pl.String,
+        "lastStatusAt": pl.String,
+        "scheduledFor": pl.String,
+        "reference": pl.String,
+        "batchId": pl.String,
+        "tags": pl.List(pl.String),
+        "parts": pl.List(pl.Struct({"platformReference": pl.String})),
+        "body": pl.Struct({"type": pl.String}),
+        "template": pl.Struct({"projectId": pl.String}),
+        "failure": pl.Struct(
+            {
+                "code": pl.Int64,
+                "description": pl.String,
+                "source": pl.Struct({"code": pl.String, "name": pl.String}),
+            }
+        ),
+    }
+)
+
 # raw_messages: the Parquet lake, one row per message id per partition (workspace x UTC day of created_at).
 # A few key columns are typed at landing; `raw` keeps Bird's JSON object exactly as served, so the
-# warehouse can be rebuilt from the lake without calling the API again.
+# warehouse can be rebuilt from the lake without calling the API again. `parsed` holds the fields the
+# warehouse flattens, parsed from `raw` at landing (null where they did not parse, and absent from
+# partitions landed before it existed: flattening then decodes `raw`).
 RAW_MESSAGE_SCHEMA: Final = pl.Schema(
     {
         "workspace_id": pl.String,
@@ -24,6 +57,7 @@ RAW_MESSAGE_SCHEMA: Final = pl.Schema(
         "updated_at": UTC_TS,
         "raw": pl.String,
         "ingested_at": UTC_TS,
+        "parsed": RAW_MESSAGE_PARSED_DTYPE,
     }
 )
 

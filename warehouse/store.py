@@ -10,11 +10,12 @@ README.md ("Concurrency") explains the consequences for analysts.
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import Literal
 
 import duckdb
 import polars as pl
@@ -59,6 +60,18 @@ class LoadResult:
     days: tuple[date, ...]  # UTC days whose mart rows it recomputed
 
 
+@dataclass(frozen=True)
+class PartitionLoad:
+    """One partition to load: its rows (MESSAGE_SCHEMA or INTERACTION_SCHEMA) and, for messages, its
+    quarantine (REJECTED_RECORD_SCHEMA; None keeps the partition's quarantine as it is)."""
+
+    workspace_id: str
+    start: datetime
+    end: datetime
+    rows: pl.DataFrame
+    rejected: pl.DataFrame | None = None  # messages only
+
+
 def data_dir_from_env() -> Path:
     """The data directory (lake, warehouse, Dagster instance): $BIRD_ETL_DATA_DIR, default ./data."""
     return Path(os.environ.get(ENV_DATA_DIR, "").strip() or DEFAULT_DATA_DIR).resolve()
@@ -97,13 +110,78 @@ class Warehouse:
         `rejected` (REJECTED_RECORD_SCHEMA), when given, replaces the partition's quarantine in the same
         transaction.
         """
-        return self._load("messages", workspace_id, start, end, messages, rejected)
+        load = PartitionLoad(workspace_id, start, end, messages, rejected)
+        return self.load_partitions("messages", [load])[0]
 
     def load_interactions(
         self, *, workspace_id: str, start: datetime, end: datetime, interactions: pl.DataFrame
     ) -> LoadResult:
         """Replace the interactions of the workspace's messages created in [start, end) (load those first)."""
-        return self._load("interactions", workspace_id, start, end, interactions)
+        return self.load_partitions("interactions", [PartitionLoad(workspace_id, start, end, interactions)])[
+            0
+        ]
+
+    def load_partitions(
+        self, relation: Literal["messages", "interactions"], loads: Sequence[PartitionLoad]
+    ) -> list[LoadResult]:
+        """Replace many partitions of one relation in one transaction, their days' marts once; publish once.
+
+        Each load is what `load_messages` / `load_interactions` does for one partition, in order (a later
+        partition holding an id wins over an earlier one, as with successive loads). All or nothing: when any
+        partition is refused, none is loaded. Each result lists the days whose marts the whole batch
+        recomputed (the union over its partitions), since they are recomputed once, together.
+        """
+        if relation not in _PARTITIONED:
+            raise ValueError(f"unknown partitioned relation {relation!r}")
+        if relation != "messages" and any(load.rejected is not None for load in loads):
+            raise ValueError("rejected records belong to messages loads only")
+        if not loads:
+            return []
+        schema, window_column = _PARTITIONED[relation]
+        frames = []
+        for load in loads:  # validate everything before opening the transaction
+            frame = _conform(load.rows, schema, relation)
+            _check_partition(
+                frame,
+                workspace_id=load.workspace_id,
+                start=load.start,
+                end=load.end,
+                window_column=window_column,
+            )
+            rejected = (
+                None if load.rejected is None else _conform(load.rejected, REJECTED_RECORD_SCHEMA, "rejected")
+            )
+            frames.append((frame, rejected))
+        counts = []
+        with self._writer():
+            with self._work_connection() as con:
+                self._upgrade(con)
+                with _transaction(con):
+                    run(con, "create_batch_days")
+                    for load, (frame, rejected) in zip(loads, frames, strict=True):
+                        counts.append(
+                            self._replace(con, relation, load.workspace_id, load.start, load.end, frame)
+                        )
+                        run(con, "collect_batch_days")
+                        if rejected is not None:
+                            con.register("incoming_rejected", rejected)
+                            run(
+                                con,
+                                "replace_rejected_records",
+                                workspace_id=load.workspace_id,
+                                partition_date=load.start.date(),
+                            )
+                            con.unregister("incoming_rejected")
+                    if relation == "messages":
+                        self._refresh_failure_codes(con)
+                    run(con, "batch_affected_days")
+                    self._refresh_marts(con)
+                    days = tuple(query(con, "affected_day_list")["day"].to_list())
+            self.publish()
+        return [
+            LoadResult(relation, load.workspace_id, load.start, load.end, n_rows, n_replaced, days)
+            for load, (n_rows, n_replaced) in zip(loads, counts, strict=True)
+        ]
 
     def load_channels(self, channels: pl.DataFrame) -> None:
         """Replace the channels of every workspace present in `channels`."""
@@ -220,40 +298,6 @@ class Warehouse:
             self._refresh_failure_codes(con)
         return applied
 
-    def _load(
-        self,
-        relation: str,
-        workspace_id: str,
-        start: datetime,
-        end: datetime,
-        frame: pl.DataFrame,
-        rejected: pl.DataFrame | None = None,
-    ) -> LoadResult:
-        """One partition load: replace its rows, then its days' mart rows, in one transaction; publish."""
-        with self._writer():
-            with self._work_connection() as con:
-                self._upgrade(con)
-                with _transaction(con):
-                    n_rows, n_replaced = self._replace(con, relation, workspace_id, start, end, frame)
-                    if rejected is not None:
-                        con.register(
-                            "incoming_rejected", _conform(rejected, REJECTED_RECORD_SCHEMA, "rejected")
-                        )
-                        run(
-                            con,
-                            "replace_rejected_records",
-                            workspace_id=workspace_id,
-                            partition_date=start.date(),
-                        )
-                        con.unregister("incoming_rejected")
-                    if relation == "messages":
-                        self._refresh_failure_codes(con)
-                    run(con, "affected_days")
-                    self._refresh_marts(con)
-                    days = tuple(query(con, "affected_day_list")["day"].to_list())
-            self.publish()
-        return LoadResult(relation, workspace_id, start, end, n_rows, n_replaced, days)
-
     def _replace(
         self,
         con: duckdb.DuckDBPyConnection,
@@ -267,7 +311,7 @@ class Warehouse:
         schema, window_column = _PARTITIONED[relation]
         frame = _conform(frame, schema, relation)
         _check_partition(frame, workspace_id=workspace_id, start=start, end=end, window_column=window_column)
-        con.register("incoming", frame)
+        con.register("incoming", frame.to_arrow())
         run(con, f"stage_{relation}")
         run(con, f"replace_{relation}", workspace_id=workspace_id, start=start, end=end)
         run(con, "log_load", relation=relation, workspace_id=workspace_id, start=start, end=end)

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import msgspec
 
 
-class _Model(msgspec.Struct, rename="camel", frozen=True):
+class _Model(msgspec.Struct, rename="camel", frozen=True, gc=False):
     """Bird's fields are camelCase; ours are snake_case."""
 
 
@@ -115,6 +115,69 @@ class MessageKey(_Model):
     direction: str | None = None
 
 
+# The parts of a message the warehouse flattens, parsed at landing into the `parsed` column of raw_messages
+# (the shape of transforms.schema.RAW_MESSAGE_PARSED_DTYPE). Strict on purpose: a value of another JSON type
+# than Bird documents fails this decode (never the message's), and that message's `parsed` stays null, so the
+# flattening decodes its raw JSON instead and gets exactly what it got before landing parsed anything.
+_Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+
+
+class ParsedConnector(_Model):
+    identifier_value: str | None = None
+
+
+class ParsedContact(_Model):
+    identifier_key: str | None = None
+    identifier_value: str | None = None
+    country_code: str | None = None
+
+
+class ParsedSender(_Model):
+    connector: ParsedConnector | None = None
+    contact: ParsedContact | None = None
+
+
+class ParsedReceiver(_Model):
+    connector: ParsedConnector | None = None
+    contacts: list[ParsedContact | None] | None = None
+
+
+class ParsedPart(_Model):
+    platform_reference: str | None = None
+
+
+class ParsedBody(_Model):
+    type: str | None = None
+
+
+class ParsedTemplate(_Model):
+    project_id: str | None = None
+
+
+class ParsedFailure(_Model):
+    code: _Int64 | None = None
+    description: str | None = None
+    source: FailureSource | None = None
+
+
+class MessageRecord(MessageKey):
+    """A message's keys and the parts the warehouse flattens; timestamps stay text (parsed when flattened)."""
+
+    sender: ParsedSender | None = None
+    receiver: ParsedReceiver | None = None
+    reason: str | None = None
+    details: str | None = None
+    last_status_at: str | None = None
+    scheduled_for: str | None = None
+    reference: str | None = None
+    batch_id: str | None = None
+    tags: list[str | None] | None = None
+    parts: list[ParsedPart | None] | None = None
+    body: ParsedBody | None = None
+    template: ParsedTemplate | None = None
+    failure: ParsedFailure | None = None
+
+
 class Interaction(_Model):
     """One interaction (opened, clicked, read, ...); `metadata` varies by type and stays JSON."""
 
@@ -150,8 +213,10 @@ class RejectedRecord(msgspec.Struct, frozen=True):
 class MessagePage(msgspec.Struct, frozen=True):
     """One page of a message list: typed keys, each message's JSON as served, the next page's cursor.
 
-    Items that cannot be keyed are set aside in `rejected` with the reason, never dropped and never fatal:
-    one bad record must not stop the archive. New enum values are not rejected (status etc. are open strings).
+    Each key is a `MessageRecord` (keys and parsed fields) when the message's fields parse, else a plain
+    `MessageKey`. Items that cannot be keyed are set aside in `rejected` with the reason, never dropped and
+    never fatal: one bad record must not stop the archive. New enum values are not rejected (status etc. are
+    open strings).
     """
 
     keys: list[MessageKey]
@@ -172,8 +237,8 @@ class _RawResults(_Model):
     next_page_token: str | None = None
 
 
-class _KeyResults(_Model):
-    results: list[MessageKey] = msgspec.field(default_factory=list)
+class _RecordResults(_Model):
+    results: list[MessageRecord] = msgspec.field(default_factory=list)
 
 
 class ChannelPage(_Model):
@@ -189,7 +254,8 @@ class _MetricsResults(msgspec.Struct):
 
 _RAW_RESULTS = msgspec.json.Decoder(_RawResults)
 _MESSAGE_KEY = msgspec.json.Decoder(MessageKey)
-_KEY_RESULTS = msgspec.json.Decoder(_KeyResults)
+_MESSAGE_RECORD = msgspec.json.Decoder(MessageRecord)
+_RECORD_RESULTS = msgspec.json.Decoder(_RecordResults)
 _MESSAGE = msgspec.json.Decoder(Message)
 _INTERACTION = msgspec.json.Decoder(Interaction)
 _CHANNEL_PAGE = msgspec.json.Decoder(ChannelPage)
@@ -202,24 +268,33 @@ def _token(value: str | None) -> str | None:
 
 
 def decode_message_page(body: bytes) -> MessagePage:
-    """Keys and raw JSON of a page in two C-speed passes; item by item only when some item is unusable."""
+    """Records and raw JSON of a page in two C-speed passes; item by item only when an item does not parse."""
     envelope = _RAW_RESULTS.decode(body)
     raw = [bytes(item) for item in envelope.results]
     token = _token(envelope.next_page_token)
     try:
-        return MessagePage(keys=_KEY_RESULTS.decode(body).results, raw=raw, next_page_token=token)
+        return MessagePage(keys=_RECORD_RESULTS.decode(body).results, raw=raw, next_page_token=token)
     except msgspec.ValidationError:
         pass
-    keys, usable, rejected = [], [], []
+    keys: list[MessageKey] = []
+    usable, rejected = [], []
     for data in raw:
         try:
-            keys.append(_MESSAGE_KEY.decode(data))
+            keys.append(decode_message_record(data))
             usable.append(data)
         except (
             msgspec.DecodeError
         ) as error:  # ValidationError included: missing field, wrong type, naive time
             rejected.append(RejectedRecord(data, str(error)))
     return MessagePage(keys=keys, raw=usable, next_page_token=token, rejected=rejected)
+
+
+def decode_message_record(data: bytes) -> MessageKey:
+    """One message: a `MessageRecord` when its fields parse, else its `MessageKey` (raises if it has none)."""
+    try:
+        return _MESSAGE_RECORD.decode(data)
+    except msgspec.ValidationError:
+        return _MESSAGE_KEY.decode(data)
 
 
 def decode_message(body: bytes) -> Message:

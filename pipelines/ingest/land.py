@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.bird.errors import BirdAPIError
@@ -149,15 +150,45 @@ def _ids_of_channels(spools: list[Path], channel_ids: list[str]) -> frozenset[st
     return frozenset(ids["id"].to_list())
 
 
+# Rows per row group of a raw_messages partition: spool files (one per leaf flush, often small) are
+# batched so that readers see few, large row groups.
+ROW_GROUP_ROWS = 100_000
+# Key of the partition file's metadata holding how many rows have no `parsed` fields (see `unparsed_rows`).
+UNPARSED_ROWS_KEY = "bird_etl.unparsed_rows"
+
+
 def _assemble(lake: Lake, workspace_id: str, day: dt.date, spools: list[Path]) -> int:
-    """Stream the spool files into the partition's new version, one row group per file."""
-    rows = 0
+    """Stream the spool files into the partition's new version, in row groups of about ROW_GROUP_ROWS."""
+    rows = unparsed = 0
+    pending: list[pa.Table] = []
     with lake.write_partition(RAW_MESSAGES, workspace_id, day, RAW_MESSAGE_ARROW_SCHEMA) as writer:
         for path in spools:
-            table = pq.read_table(path, schema=RAW_MESSAGE_ARROW_SCHEMA)
-            writer.write_table(table)
+            table = _read_spool(path)
+            pending.append(table)
             rows += table.num_rows
+            unparsed += table.column("parsed").null_count
+            if sum(t.num_rows for t in pending) >= ROW_GROUP_ROWS:
+                writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
+                pending = []
+        if pending:
+            writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
+        writer.add_key_value_metadata({UNPARSED_ROWS_KEY: str(unparsed)})
     return rows
+
+
+def _read_spool(path: Path) -> pa.Table:
+    """A spool file; one written before `parsed` existed (a resumed checkpoint) gets it all null."""
+    table = pq.read_table(path)
+    if "parsed" not in table.column_names:
+        parsed = RAW_MESSAGE_ARROW_SCHEMA.field("parsed")
+        table = table.append_column(parsed, pa.nulls(table.num_rows, parsed.type))
+    return table.select(RAW_MESSAGE_ARROW_SCHEMA.names).cast(RAW_MESSAGE_ARROW_SCHEMA)
+
+
+def unparsed_rows(path: Path) -> int | None:
+    """Rows of a raw_messages partition file whose `parsed` is null; None when the file does not say."""
+    value = (pq.read_metadata(path).metadata or {}).get(UNPARSED_ROWS_KEY.encode())
+    return None if value is None else int(value)
 
 
 def _write_rejected(
