@@ -6,19 +6,27 @@ Each asset reads its window from Dagster, calls plain functions (`pipelines.inge
 
 import asyncio
 import datetime as dt
+from collections import Counter
+from typing import Final
 
 import dagster as dg
+import polars as pl
 
 from pipelines.ingest.channels import CHANNELS, channels_frame, select_channel_ids
 from pipelines.ingest.land import RAW_MESSAGES, REJECTED_RECORDS, LandedPartition, land_messages
+from pipelines.ingest.windows import Window
+from pipelines.lake import Lake
 from pipelines.loading import flattened_partition
-from pipelines.partitions import DAILY
+from pipelines.partitions import ARCHIVE, batches, days_by_workspace
 from pipelines.progress import MESSAGES_LANDED
 from pipelines.resources import Archive, BirdApi
-from transforms.quality import raw_partition_checks
+from transforms.quality import CheckOutcome, raw_partition_checks
+from warehouse.store import PartitionLoad
 
 RAW_MESSAGE_CHECKS = [
-    dg.AssetCheckSpec(name, asset=RAW_MESSAGES, blocking=True, description=description, partitions_def=DAILY)
+    dg.AssetCheckSpec(
+        name, asset=RAW_MESSAGES, blocking=True, description=description, partitions_def=ARCHIVE
+    )
     for name, description in [
         ("ids_unique", "every message id appears once in the partition"),
         ("keys_not_null", "id, channel_id, created_at and updated_at are never null"),
@@ -26,23 +34,32 @@ RAW_MESSAGE_CHECKS = [
         ("row_count_matches_api", "the partition holds exactly the messages the API paged"),
     ]
 ]
+# A backfill run covers many days of a workspace (Dagster's single-run backfills): one process, one client
+# and one request budget for all of them, instead of a run's fixed cost per day.
+ONE_RUN_PER_BACKFILL: Final = dg.BackfillPolicy.single_run()
+# Days flattened and loaded in one warehouse transaction (and one published snapshot): bounds the memory a
+# long backfill run holds while sparing a snapshot copy per day.
+LOAD_BATCH_DAYS: Final = 7
 
 
 @dg.asset(key=CHANNELS, group_name="ingestion", kinds={"parquet", "duckdb"})
 def channels(bird: BirdApi, archive: Archive) -> dg.MaterializeResult:
-    """One row per channel of the workspace (GET /workspaces/{ws}/channels): the platform dimension."""
+    """One row per channel of each workspace (GET /workspaces/{ws}/channels): the platform dimension."""
 
-    async def fetch() -> list:
-        async with bird.client(archive.state_dir) as client:
-            return await client.list_channels()
+    async def fetch(workspace_id: str) -> pl.DataFrame:
+        async with bird.client(archive.state_dir, workspace_id) as client:
+            return channels_frame(await client.list_channels(), workspace_id)
 
-    frame = channels_frame(asyncio.run(fetch()), bird.settings().workspace_id)
-    archive.lake.write_snapshot(CHANNELS, bird.settings().workspace_id, frame.to_arrow())
-    archive.warehouse.load_channels(frame)
-    per_platform = frame.group_by("platform").len().sort("platform")
+    frames = [asyncio.run(fetch(w.workspace_id)) for w in bird.workspaces()]
+    for frame in frames:
+        archive.lake.write_snapshot(CHANNELS, frame["workspace_id"][0], frame.to_arrow())
+    every = pl.concat(frames)
+    archive.warehouse.load_channels(every)
+    per_platform = every.group_by("platform").len().sort("platform")
     return dg.MaterializeResult(
         metadata={
-            "channels": len(frame),
+            "channels": len(every),
+            "workspaces": len(frames),
             "platforms": ", ".join(f"{platform}: {n}" for platform, n in per_platform.iter_rows()),
         }
     )
@@ -50,7 +67,8 @@ def channels(bird: BirdApi, archive: Archive) -> dg.MaterializeResult:
 
 @dg.asset(
     key=RAW_MESSAGES,
-    partitions_def=DAILY,
+    partitions_def=ARCHIVE,
+    backfill_policy=ONE_RUN_PER_BACKFILL,
     group_name="ingestion",
     kinds={"parquet"},
     check_specs=RAW_MESSAGE_CHECKS,
@@ -58,45 +76,58 @@ def channels(bird: BirdApi, archive: Archive) -> dg.MaterializeResult:
 )
 def raw_messages(context: dg.AssetExecutionContext, bird: BirdApi, archive: Archive) -> dg.MaterializeResult:
     """One row per message id created in the partition's UTC day, typed keys beside Bird's raw JSON."""
-    window = context.partition_time_window
-    landed, requests = asyncio.run(_land_day(bird, archive, window.start.date()))
-    checks = raw_partition_checks(
-        archive.lake.scan_partition(RAW_MESSAGES, bird.settings().workspace_id, window.start.date()),
-        start=window.start,
-        end=window.end,
-        paged_rows=landed.stats.messages,
-    )
+    landed: list[tuple[str, dt.date, LandedPartition]] = []
+    requests: Counter[str] = Counter()
+    for workspace_id, days in days_by_workspace(context.partition_keys).items():
+        for_workspace, counts = asyncio.run(_land_days(bird, archive, workspace_id, days))
+        landed += [(workspace_id, day, partition) for day, partition in zip(days, for_workspace, strict=True)]
+        requests.update(counts)
+    checks = [
+        raw_partition_checks(
+            archive.lake.scan_partition(RAW_MESSAGES, workspace_id, day),
+            start=Window.day(day).start,
+            end=Window.day(day).end,
+            paged_rows=partition.stats.messages,
+        )
+        for workspace_id, day, partition in landed
+    ]
     return dg.MaterializeResult(
-        metadata={**_landing_metadata(landed), **requests},
+        metadata={**_landing_metadata([partition for _, _, partition in landed]), **requests},
         check_results=[
-            dg.AssetCheckResult(
-                check_name=c.name, passed=c.passed, description=c.description, metadata=dict(c.figures)
-            )
-            for c in checks
+            _check_result(name, [outcome for day in checks for outcome in day if outcome.name == name])
+            for name in (spec.name for spec in RAW_MESSAGE_CHECKS)
         ],
     )
 
 
-async def _land_day(bird: BirdApi, archive: Archive, day: dt.date) -> tuple[LandedPartition, dict[str, int]]:
-    """Land one day; also returns the request figures of the client that did it."""
+async def _land_days(
+    bird: BirdApi, archive: Archive, workspace_id: str, days: list[dt.date]
+) -> tuple[list[LandedPartition], dict[str, int]]:
+    """Land a workspace's days (in order), a few at a time, through one client; also its request figures."""
     settings = archive.fetch_settings()
-    async with bird.client(archive.state_dir) as client:
+    async with bird.client(archive.state_dir, workspace_id) as client:
         channel_ids = None
         if settings.source == "channels":
             channel_ids = select_channel_ids(await client.list_channels(), archive.platforms)
-        landed = await land_messages(
-            client,
-            archive.lake,
-            archive.staging_root,
-            workspace_id=bird.settings().workspace_id,
-            day=day,
-            settings=settings,
-            channel_ids=channel_ids,
-            on_messages=MESSAGES_LANDED.add,
-            pii=archive.pii_policy(),
-        )
+        slots = asyncio.Semaphore(archive.days_in_flight)
+
+        async def land(day: dt.date) -> LandedPartition:
+            async with slots:
+                return await land_messages(
+                    client,
+                    archive.lake,
+                    archive.staging_root,
+                    workspace_id=workspace_id,
+                    day=day,
+                    settings=settings,
+                    channel_ids=channel_ids,
+                    on_messages=MESSAGES_LANDED.add,
+                    pii=archive.pii_policy(),
+                )
+
+        landed = await asyncio.gather(*(land(day) for day in days))
         stats = client.stats
-        return landed, {
+        return list(landed), {
             "requests": stats.requests,
             "retries": stats.retries,
             "rate_limited_429": stats.rate_limited,
@@ -105,48 +136,79 @@ async def _land_day(bird: BirdApi, archive: Archive, day: dt.date) -> tuple[Land
         }
 
 
-def _landing_metadata(landed: LandedPartition) -> dict[str, object]:
-    stats = landed.stats
-    return {
-        "messages": stats.messages,
-        "pages": stats.pages,
-        "sub_windows": stats.leaves,
-        "sub_windows_split": stats.splits,
-        "resumed_sub_windows": stats.resumed_leaves,
-        "outside_window_dropped": stats.outside_window,
-        "duplicates_dropped": stats.duplicates,
-        "rejected_records": stats.rejected,
-        "duration_s": round(landed.seconds, 3),
-        "messages_per_s": round(stats.messages / landed.seconds, 1) if landed.seconds else 0.0,
-        "path": dg.MetadataValue.path(str(landed.path)),
+def _check_result(name: str, outcomes: list[CheckOutcome]) -> dg.AssetCheckResult:
+    """One check's verdict on the run: a single day's as it is, several days' as one (all must pass)."""
+    if len(outcomes) == 1:
+        only = outcomes[0]
+        return dg.AssetCheckResult(
+            check_name=name, passed=only.passed, description=only.description, metadata=dict(only.figures)
+        )
+    failed = [outcome for outcome in outcomes if not outcome.passed]
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=not failed,
+        description="; ".join(outcome.description for outcome in failed) or f"{len(outcomes)} days pass",
+        metadata={"partitions": len(outcomes), "partitions_failed": len(failed)},
+    )
+
+
+def _landing_metadata(landed: list[LandedPartition]) -> dict[str, object]:
+    def total(field: str) -> int:
+        return sum(getattr(partition.stats, field) for partition in landed)
+
+    seconds = max((partition.seconds for partition in landed), default=0.0)
+    metadata: dict[str, object] = {
+        "messages": total("messages"),
+        "pages": total("pages"),
+        "sub_windows": total("leaves"),
+        "sub_windows_split": total("splits"),
+        "resumed_sub_windows": total("resumed_leaves"),
+        "outside_window_dropped": total("outside_window"),
+        "duplicates_dropped": total("duplicates"),
+        "rejected_records": total("rejected"),
+        "partitions": len(landed),
+        "duration_s": round(seconds, 3),
+        "messages_per_s": round(total("messages") / seconds, 1) if seconds else 0.0,
     }
+    if len(landed) == 1:
+        metadata["path"] = dg.MetadataValue.path(str(landed[0].path))
+    return metadata
 
 
 @dg.asset(
     key="messages",
-    partitions_def=DAILY,
+    partitions_def=ARCHIVE,
+    backfill_policy=ONE_RUN_PER_BACKFILL,
     deps=[RAW_MESSAGES, CHANNELS],
     group_name="warehouse",
     kinds={"duckdb", "polars"},
 )
-def messages(context: dg.AssetExecutionContext, bird: BirdApi, archive: Archive) -> dg.MaterializeResult:
+def messages(context: dg.AssetExecutionContext, archive: Archive) -> dg.MaterializeResult:
     """One row per message id (latest updated_at) in the DuckDB warehouse, plus its days' delivery marts."""
-    window = context.partition_time_window
-    workspace_id = bird.settings().workspace_id
-    flat = flattened_partition(archive.lake, RAW_MESSAGES, workspace_id, window.start.date())
-    rejected = archive.lake.scan_partition(REJECTED_RECORDS, workspace_id, window.start.date())
-    result = archive.warehouse.load_messages(
+    results = []
+    for workspace_id, days in days_by_workspace(context.partition_keys).items():
+        for batch in batches(days, LOAD_BATCH_DAYS):
+            loads = [_message_load(archive.lake, workspace_id, day) for day in batch]
+            results += archive.warehouse.load_partitions("messages", loads)
+    return dg.MaterializeResult(
+        metadata={
+            "rows": sum(result.n_rows for result in results),
+            "rows_replaced": sum(result.n_replaced for result in results),
+            "mart_days_recomputed": len({day for result in results for day in result.days}),
+            "partitions": len(results),
+            "warehouse": dg.MetadataValue.path(str(archive.warehouse.path)),
+        }
+    )
+
+
+def _message_load(lake: Lake, workspace_id: str, day: dt.date) -> PartitionLoad:
+    """A landed day as the warehouse loads it: flattened messages and the day's quarantine."""
+    window = Window.day(day)
+    rejected = lake.scan_partition(REJECTED_RECORDS, workspace_id, day)
+    return PartitionLoad(
         workspace_id=workspace_id,
         start=window.start,
         end=window.end,
-        messages=flat,
+        rows=flattened_partition(lake, RAW_MESSAGES, workspace_id, day),
         rejected=rejected.collect() if rejected is not None else None,
-    )
-    return dg.MaterializeResult(
-        metadata={
-            "rows": result.n_rows,
-            "rows_replaced": result.n_replaced,
-            "mart_days_recomputed": len(result.days),
-            "warehouse": dg.MetadataValue.path(str(archive.warehouse.path)),
-        }
     )

@@ -1,8 +1,10 @@
-"""Run partitions of the ingest job through Dagster, recorded in the instance under the data directory.
+"""Run partitions of the ingest jobs through Dagster, recorded in the instance under the data directory.
 
-Each day is its own Dagster run (visible in the UI, retryable alone), executed in-process by a small pool of
-worker processes (Dagster's in-process execution is not thread-safe); every run draws on the same
-per-workspace request budget, so adding workers never adds pressure on Bird beyond that budget.
+A backfill is split per workspace into runs of consecutive days (Dagster's single-run backfills: one run
+materializes a range of partitions, so its fixed cost is paid once per run, not once per day). The runs are
+executed in-process by a small pool of worker processes (Dagster's in-process execution is not
+thread-safe); every run of a workspace draws on that workspace's request budget, so adding workers never
+adds pressure on Bird beyond it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import datetime as dt
 import multiprocessing
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized
@@ -21,7 +23,9 @@ import dagster as dg
 from filelock import FileLock
 
 from pipelines.assets import RAW_MESSAGES
-from pipelines.definitions import defs, ingest_job, refresh_channels_job
+from pipelines.current_assets import WORKSPACE_TAG
+from pipelines.definitions import defs, ingest_job, interactions_job, messages_job, refresh_channels_job
+from pipelines.partitions import archive_key, batches, register_workspaces
 from pipelines.progress import MESSAGES_LANDED
 
 DAGSTER_YAML = """\
@@ -43,14 +47,29 @@ concurrency:
 
 # The CLI shows its own progress and one line per failure; the full event log stays in the instance (UI).
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+BACKFILL_TAG = "bird-etl/backfill"
+RANGE_START_TAG, RANGE_END_TAG = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
+# The longest run a backfill makes: a failed run is retried whole, so runs stay about a month long at most.
+MAX_DAYS_PER_RUN = 31
+JOBS = {"all": ingest_job, "messages": messages_job, "interactions": interactions_job}
 
 
 @dataclass(frozen=True)
-class PartitionOutcome:
-    day: dt.date
+class RunOutcome:
+    """One run of a backfill: a workspace's consecutive days."""
+
+    workspace_id: str
+    days: tuple[dt.date, ...]
     run_id: str
     success: bool
     error: str | None = None
+
+    @property
+    def label(self) -> str:
+        span = str(self.days[0]) if len(self.days) == 1 else f"{self.days[0]}..{self.days[-1]}"
+        return f"{span} of workspace {self.workspace_id}"
 
 
 def use_instance(data_dir: Path) -> dg.DagsterInstance:
@@ -69,63 +88,96 @@ def use_instance(data_dir: Path) -> dg.DagsterInstance:
     return instance
 
 
-def missing_days(instance: dg.DagsterInstance, days: Sequence[dt.date]) -> list[dt.date]:
-    """The days whose raw_messages partition was never materialized."""
+def missing_days(instance: dg.DagsterInstance, workspace_id: str, days: Sequence[dt.date]) -> list[dt.date]:
+    """The days whose raw_messages partition of the workspace was never materialized."""
+    register_workspaces(instance, [workspace_id])
     done = instance.get_materialized_partitions(dg.AssetKey(RAW_MESSAGES))
-    return [day for day in days if day.isoformat() not in done]
+    return [day for day in days if str(archive_key(workspace_id, day)) not in done]
 
 
-def refresh_channels(instance: dg.DagsterInstance) -> PartitionOutcome | None:
+def refresh_channels(instance: dg.DagsterInstance) -> RunOutcome | None:
     """Refresh the channel dimension first: platform comes from it. Returns the failure, if any."""
     result = defs.resolve_job_def(refresh_channels_job.name).execute_in_process(
         instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG
     )
     if result.success:
         return None
-    return PartitionOutcome(dt.date.min, result.run_id, False, _first_error(result))
+    return RunOutcome("", (), result.run_id, False, _first_error(result))
 
 
-def run_days(
+def plan_runs(
+    days_by_workspace: Mapping[str, Sequence[dt.date]], *, concurrency: int, days_per_run: int = 0
+) -> list[tuple[str, tuple[dt.date, ...]]]:
+    """Split each workspace's days into runs of consecutive days.
+
+    `days_per_run` 0: as few runs as keep `concurrency` workers busy, at most MAX_DAYS_PER_RUN days each.
+    A gap between days (--missing-only) always starts a new run: a run covers a range of partitions.
+    """
+    runs = []
+    workers_each = max(1, -(-concurrency // max(1, len(days_by_workspace))))
+    for workspace_id, days in days_by_workspace.items():
+        size = days_per_run or min(MAX_DAYS_PER_RUN, max(1, -(-len(days) // workers_each)))
+        for stretch in _consecutive(sorted(days)):
+            runs += [(workspace_id, chunk) for chunk in batches(stretch, size)]
+    return runs
+
+
+def _consecutive(days: list[dt.date]) -> Iterator[list[dt.date]]:
+    stretch: list[dt.date] = []
+    for day in days:
+        if stretch and day != stretch[-1] + dt.timedelta(days=1):
+            yield stretch
+            stretch = []
+        stretch.append(day)
+    if stretch:
+        yield stretch
+
+
+def run_backfill(
     instance: dg.DagsterInstance,
-    days: Sequence[dt.date],
+    days_by_workspace: Mapping[str, Sequence[dt.date]],
     *,
+    job: str = "all",
     concurrency: int = 2,
-    on_outcome: Callable[[PartitionOutcome], None] | None = None,
+    days_per_run: int = 0,
+    on_outcome: Callable[[RunOutcome], None] | None = None,
     archive_config: dict[str, object] | None = None,
-) -> list[PartitionOutcome]:
-    """Materialize raw_messages and messages for each day, `concurrency` runs at a time.
+) -> list[RunOutcome]:
+    """Materialize the days of each workspace with one of JOBS, `concurrency` runs at a time.
 
     `archive_config` overrides fields of the `archive` resource for these runs (e.g. the source).
     """
-    tags = {
-        "bird-etl/backfill": uuid.uuid4().hex[:8],
-        "bird-etl/workspace": os.environ.get("BIRD_WORKSPACE_ID", ""),
-    }
+    register_workspaces(instance, days_by_workspace)
+    backfill_id = uuid.uuid4().hex[:8]
     run_config: dict[str, object] = dict(QUIET_RUN_CONFIG)
     if archive_config:
         run_config["resources"] = {"archive": {"config": archive_config}}
+    runs = plan_runs(days_by_workspace, concurrency=concurrency, days_per_run=days_per_run)
     outcomes = []
 
-    def record(outcome: PartitionOutcome) -> None:
+    def record(outcome: RunOutcome) -> None:
         outcomes.append(outcome)
         if on_outcome:
             on_outcome(outcome)
 
-    if concurrency <= 1:
-        for day in days:
-            record(_run_partition(day, tags, run_config, instance))
+    if concurrency <= 1 or len(runs) <= 1:
+        for workspace_id, days in runs:
+            record(_run(JOBS[job].name, workspace_id, days, backfill_id, run_config, instance))
     else:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(
-            max_workers=min(concurrency, len(days)),
+            max_workers=min(concurrency, len(runs)),
             mp_context=context,
             initializer=_start_worker,
             initargs=(dict(os.environ), MESSAGES_LANDED.shared()),
         ) as pool:
-            futures = [pool.submit(_run_partition, day, tags, run_config) for day in days]
+            futures = [
+                pool.submit(_run, JOBS[job].name, workspace_id, days, backfill_id, run_config)
+                for workspace_id, days in runs
+            ]
             for future in as_completed(futures):
                 record(future.result())
-    return sorted(outcomes, key=lambda o: o.day)
+    return sorted(outcomes, key=lambda o: (o.workspace_id, o.days))
 
 
 def _start_worker(environ: dict[str, str], landed: Synchronized[int]) -> None:
@@ -133,21 +185,28 @@ def _start_worker(environ: dict[str, str], landed: Synchronized[int]) -> None:
     MESSAGES_LANDED.adopt(landed)
 
 
-def _run_partition(
-    day: dt.date,
-    tags: dict[str, str],
+def _run(
+    job_name: str,
+    workspace_id: str,
+    days: tuple[dt.date, ...],
+    backfill_id: str,
     run_config: dict[str, object],
     instance: dg.DagsterInstance | None = None,
-) -> PartitionOutcome:
-    result = defs.resolve_job_def(ingest_job.name).execute_in_process(
-        partition_key=day.isoformat(),
+) -> RunOutcome:
+    """One run over a workspace's consecutive days (a single partition, or a range of them)."""
+    tags = {BACKFILL_TAG: backfill_id, WORKSPACE_TAG: workspace_id}
+    first, last = str(archive_key(workspace_id, days[0])), str(archive_key(workspace_id, days[-1]))
+    if len(days) > 1:
+        tags |= {RANGE_START_TAG: first, RANGE_END_TAG: last}
+    result = defs.resolve_job_def(job_name).execute_in_process(
+        partition_key=first if len(days) == 1 else None,
         instance=instance or dg.DagsterInstance.get(),
         raise_on_error=False,
         tags=tags,
         run_config=run_config,
     )
-    return PartitionOutcome(
-        day, result.run_id, result.success, None if result.success else _first_error(result)
+    return RunOutcome(
+        workspace_id, days, result.run_id, result.success, None if result.success else _first_error(result)
     )
 
 

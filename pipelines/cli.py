@@ -31,13 +31,21 @@ from rich.progress import (
 )
 
 from pipelines.bird.errors import BirdError
-from pipelines.bird.settings import ENV_ACCESS_KEY, ENV_API_URL, ENV_WORKSPACE_ID, BirdSettings
+from pipelines.bird.settings import (
+    ENV_ACCESS_KEY,
+    ENV_API_URL,
+    ENV_WORKSPACE_ID,
+    ENV_WORKSPACES,
+    BirdSettings,
+    workspace_env_name,
+    workspaces_from_env,
+)
 from pipelines.ingest.windows import days_between
 from pipelines.report_cli import report_command, sql_command
 from pipelines.resources import ENV_DATA_DIR, ENV_RATE_LIMIT, data_dir_from_env, request_budget_from_env
 
 if TYPE_CHECKING:
-    from pipelines.backfill import PartitionOutcome
+    from pipelines.backfill import RunOutcome
 
 console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, soft_wrap=True)  # an error stays one line, however narrow the terminal
@@ -118,7 +126,33 @@ def _date(_ctx: click.Context, param: click.Parameter, value: str | None) -> dt.
     help="Page the workspace list, or each channel's list.",
 )
 @click.option("--platform", "platforms", multiple=True, help="With --source channels: only these platforms.")
+@click.option(
+    "--only",
+    type=click.Choice(["messages", "interactions"]),
+    default=None,
+    help="Messages only (interactions later), or the interactions of days already landed. Default: both.",
+)
+@click.option(
+    "--workspace",
+    "workspace_names",
+    multiple=True,
+    help="Only these workspaces (names in $BIRD_WORKSPACES, or ids). Default: every configured one.",
+)
+@click.option(
+    "--days-per-run",
+    type=click.IntRange(0, 366),
+    default=0,
+    show_default=True,
+    help="Days of a workspace per Dagster run (0: as few runs as keep --concurrency workers busy).",
+)
 @click.option("--emulator", "use_emulator", is_flag=True, help="Run against the embedded Bird API emulator.")
+@click.option(
+    "--emulator-workspaces",
+    type=click.IntRange(1, 16),
+    default=1,
+    show_default=True,
+    help="With --emulator: how many workspaces it serves (each with its own key).",
+)
 def backfill(
     start: dt.date,
     end: dt.date,
@@ -126,34 +160,63 @@ def backfill(
     concurrency: int,
     source: str,
     platforms: tuple[str, ...],
+    only: str | None,
+    workspace_names: tuple[str, ...],
+    days_per_run: int,
     use_emulator: bool,
+    emulator_workspaces: int,
 ) -> None:
-    """Land and load every UTC day from START to END as Dagster runs."""
+    """Land and load every UTC day from START to END of each workspace as Dagster runs."""
     if end < start:
         raise click.BadParameter(f"--end {end} is before --start {start}")
     if platforms and source != "channels":
         raise click.BadParameter("--platform filters channels: use it with --source channels")
     _check_local_settings()
-    with _bird_api(use_emulator):
+    with _bird_api(use_emulator, emulator_workspaces):
         _backfill(
             days_between(start, end),
+            workspace_ids=_selected_workspaces(workspace_names),
+            job=only or "all",
             missing_only=missing_only,
             concurrency=concurrency,
+            days_per_run=days_per_run,
             archive_config={"source": source, "platforms": list(platforms)},
         )
 
 
+def _selected_workspaces(names: tuple[str, ...]) -> list[str]:
+    """The ids of the configured workspaces to backfill (all of them without names)."""
+    configured = workspaces_from_env()
+    if not names:
+        return [w.workspace_id for w in configured]
+    by_name = {w.name: w.workspace_id for w in configured} | {
+        w.workspace_id: w.workspace_id for w in configured
+    }
+    unknown = [name for name in names if name not in by_name]
+    if unknown:
+        raise click.BadParameter(
+            f"{', '.join(unknown)} not configured (configured: {', '.join(sorted(by_name))})",
+            param_hint="--workspace",
+        )
+    return sorted({by_name[name] for name in names})
+
+
 @cli.command()
 @click.option("--days", type=click.IntRange(1, 14), default=DEMO_DAYS, show_default=True)
-def demo(days: int) -> None:
+@click.option("--workspaces", type=click.IntRange(1, 16), default=1, show_default=True)
+def demo(days: int, workspaces: int) -> None:
     """Start the emulator, backfill its last DAYS days, and print the failure-rate report."""
     today = dt.datetime.now(dt.UTC).date()
-    with _bird_api(use_emulator=True):
-        outcomes = _backfill(days_between(today - dt.timedelta(days=days), today - dt.timedelta(days=1)))
+    with _bird_api(use_emulator=True, workspaces=workspaces):
+        outcomes = _backfill(
+            days_between(today - dt.timedelta(days=days), today - dt.timedelta(days=1)),
+            workspace_ids=[w.workspace_id for w in workspaces_from_env()],
+        )
     _print_report(today - dt.timedelta(days=days), today - dt.timedelta(days=1))
     warehouse = data_dir_from_env() / "warehouse.duckdb"
     console.print(
-        f"\n[bold]{sum(o.success for o in outcomes)} days archived.[/bold] Warehouse: {warehouse}\n"
+        f"\n[bold]{sum(len(o.days) for o in outcomes if o.success)} days archived.[/bold] "
+        f"Warehouse: {warehouse}\n"
         f"Query it:  .venv/bin/duckdb -readonly {warehouse} -c 'select * from delivery_daily limit 5'\n"
         f'       or  .venv/bin/bird-etl sql "select status, count(*) from messages group by all"\n'
         f"Browse the runs:  make ui"
@@ -169,14 +232,16 @@ def demo(days: int) -> None:
 @click.option(
     "--access-key", envvar="BIRD_EMULATOR_ACCESS_KEY", default="emulator-access-key", show_default=True
 )
-def emulator(host: str, port: int, seed: int, days: int, messages_per_day: int, access_key: str) -> None:
-    """Serve the Bird API emulator (a synthetic workspace) over HTTP."""
+@click.option("--workspaces", type=click.IntRange(1, 16), default=1, show_default=True)
+def emulator(
+    host: str, port: int, seed: int, days: int, messages_per_day: int, access_key: str, workspaces: int
+) -> None:
+    """Serve the Bird API emulator (synthetic workspaces, each with its own key) over HTTP."""
     from pipelines.emulator.dataset import DatasetSpec
     from pipelines.emulator.server import serve
 
     spec = DatasetSpec(seed=seed, days=days, messages_per_day=messages_per_day)
-    console.print(f"workspace id: {spec.resolved_workspace_id()}  access key: {access_key}")
-    serve(host=host, port=port, spec=spec, access_key=access_key)
+    serve(host=host, port=port, spec=spec, access_key=access_key, workspaces=workspaces)
 
 
 @cli.command()
@@ -221,31 +286,44 @@ def rebuild() -> None:
 
 
 @contextmanager
-def _bird_api(use_emulator: bool) -> Iterator[None]:
-    """Point BIRD_* at the embedded emulator for the duration, or check the real settings now."""
+def _bird_api(use_emulator: bool, workspaces: int = 1) -> Iterator[None]:
+    """Point BIRD_* at the embedded emulator (`workspaces` of them) for the duration, or check the real
+    settings now."""
     if not use_emulator:
-        _preflight(BirdSettings.from_env())  # a missing or wrong key, or no API: one clear line, in seconds
+        for workspace in workspaces_from_env():  # a missing or wrong key, or no API: one line, in seconds
+            _preflight(workspace)
         yield
         return
     from pipelines.emulator.dataset import DatasetSpec
     from pipelines.emulator.server import run_emulator
+    from pipelines.emulator.workspaces import generate_workspaces
 
-    saved = {
-        name: os.environ.get(name) for name in (ENV_API_URL, ENV_ACCESS_KEY, ENV_WORKSPACE_ID, ENV_RATE_LIMIT)
-    }
     console.print("starting the Bird API emulator ...")
-    with run_emulator(DatasetSpec()) as running:
-        os.environ.update(
-            {
-                ENV_API_URL: running.base_url,
-                ENV_ACCESS_KEY: running.access_key,
-                ENV_WORKSPACE_ID: running.workspace_id,
-                # The emulator enforces no limit unless asked; interactions are one GET per message, so the
-                # demo draws on a larger budget than Bird's 50/s (set BIRD_RATE_LIMIT_PER_S to try Bird's).
-                ENV_RATE_LIMIT: saved[ENV_RATE_LIMIT] or str(EMULATOR_RATE_LIMIT_PER_S),
+    with run_emulator(workspaces=generate_workspaces(DatasetSpec(), workspaces)) as running:
+        if workspaces == 1:
+            settings = {ENV_ACCESS_KEY: running.access_key, ENV_WORKSPACE_ID: running.workspace_id}
+        else:
+            names = [f"ws{i}" for i in range(1, workspaces + 1)]
+            settings = {
+                ENV_WORKSPACES: ",".join(
+                    f"{n}={w.workspace_id}" for n, w in zip(names, running.workspaces, strict=True)
+                ),
+                **{
+                    workspace_env_name(ENV_ACCESS_KEY, n): w.access_key
+                    for n, w in zip(names, running.workspaces, strict=True)
+                },
             }
-        )
-        console.print(f"Bird API emulator on {running.base_url} (workspace {running.workspace_id})")
+        # The emulator enforces no limit unless asked; interactions are one GET per message, so the
+        # demo draws on a larger budget than Bird's 50/s (set BIRD_RATE_LIMIT_PER_S to try Bird's).
+        settings |= {
+            ENV_API_URL: running.base_url,
+            ENV_RATE_LIMIT: os.environ.get(ENV_RATE_LIMIT) or str(EMULATOR_RATE_LIMIT_PER_S),
+        }
+        saved = {name: os.environ.get(name) for name in [*settings, ENV_WORKSPACES]}
+        os.environ.pop(ENV_WORKSPACES, None)
+        os.environ.update(settings)
+        for workspace in running.workspaces:
+            console.print(f"Bird API emulator on {running.base_url} (workspace {workspace.workspace_id})")
         try:
             yield
         finally:
@@ -286,46 +364,53 @@ def _preflight(settings: BirdSettings) -> None:
 def _backfill(
     days: list[dt.date],
     *,
+    workspace_ids: list[str],
+    job: str = "all",
     missing_only: bool = False,
     concurrency: int = 2,
+    days_per_run: int = 0,
     archive_config: dict[str, object] | None = None,
-) -> list[PartitionOutcome]:
+) -> list[RunOutcome]:
     """Run the days with a progress bar (days done, messages landed, messages/s, ETA); fail loudly."""
-    from pipelines.backfill import missing_days, refresh_channels, run_days, use_instance
+    from pipelines.backfill import missing_days, refresh_channels, run_backfill, use_instance
     from pipelines.progress import MESSAGES_LANDED
 
     instance = use_instance(data_dir_from_env())
-    if missing_only:
-        days = missing_days(instance, days)
-        if not days:
-            console.print("every partition in the range is already materialized")
-            return []
+    todo = {
+        workspace_id: missing_days(instance, workspace_id, days) if missing_only else days
+        for workspace_id in workspace_ids
+    }
+    todo = {workspace_id: days for workspace_id, days in todo.items() if days}
+    if not todo:
+        console.print("every partition in the range is already materialized")
+        return []
     failure = refresh_channels(instance)
     if failure:
         raise click.ClickException(f"refreshing channels failed (run {failure.run_id}): {failure.error}")
     started, landed_before = time.perf_counter(), MESSAGES_LANDED.total
+    unit = "workspace days" if len(todo) > 1 else "days"
     columns = [
         TextColumn("[bold]backfill"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("days  {task.fields[messages]:,} messages  {task.fields[rate]:,.0f}/s"),
+        TextColumn(unit + "  {task.fields[messages]:,} messages  {task.fields[rate]:,.0f}/s"),
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
     ]
     with Progress(*columns, console=console, refresh_per_second=4) as progress:
-        task = progress.add_task("backfill", total=len(days), messages=0, rate=0.0)
+        task = progress.add_task("backfill", total=sum(map(len, todo.values())), messages=0, rate=0.0)
 
         def refresh(done: int = 0) -> None:
             landed = MESSAGES_LANDED.total - landed_before
             elapsed = max(time.perf_counter() - started, 1e-6)
             progress.update(task, advance=done, messages=landed, rate=landed / elapsed)
 
-        def on_outcome(outcome: PartitionOutcome) -> None:
-            refresh(1)
+        def on_outcome(outcome: RunOutcome) -> None:
+            refresh(len(outcome.days))
             if not outcome.success:
                 progress.console.print(
-                    f"[red]{outcome.day} failed[/red] (run {outcome.run_id}): {outcome.error}"
+                    f"[red]{outcome.label} failed[/red] (run {outcome.run_id}): {outcome.error}"
                 )
 
         stop = threading.Event()
@@ -336,16 +421,22 @@ def _backfill(
 
         threading.Thread(target=tick, daemon=True).start()
         try:
-            outcomes = run_days(
-                instance, days, concurrency=concurrency, on_outcome=on_outcome, archive_config=archive_config
+            outcomes = run_backfill(
+                instance,
+                todo,
+                job=job,
+                concurrency=concurrency,
+                days_per_run=days_per_run,
+                on_outcome=on_outcome,
+                archive_config=archive_config,
             )
         finally:
             stop.set()
     failed = [o for o in outcomes if not o.success]
     if failed:
         raise click.ClickException(
-            f"{len(failed)} of {len(outcomes)} days failed ({', '.join(str(o.day) for o in failed[:5])}"
-            f"{', ...' if len(failed) > 5 else ''}); their previous versions are intact; re-run to retry"
+            f"{len(failed)} of {len(outcomes)} runs failed ({', '.join(o.label for o in failed[:3])}"
+            f"{', ...' if len(failed) > 3 else ''}); their previous versions are intact; re-run to retry"
         )
     return outcomes
 

@@ -20,7 +20,7 @@ from typing import Final
 import dagster as dg
 import polars as pl
 
-from pipelines.assets import messages, raw_messages
+from pipelines.assets import LOAD_BATCH_DAYS, ONE_RUN_PER_BACKFILL, messages, raw_messages
 from pipelines.ingest.channels import CHANNELS, scan_channels
 from pipelines.ingest.interactions import (
     RAW_INTERACTIONS,
@@ -30,9 +30,10 @@ from pipelines.ingest.interactions import (
     scan_due,
 )
 from pipelines.ingest.land import RAW_MESSAGES
+from pipelines.ingest.windows import Window
 from pipelines.lake import Lake
 from pipelines.loading import flattened_partition
-from pipelines.partitions import DAILY
+from pipelines.partitions import ARCHIVE, archive_key, batches, days_by_workspace, register_workspaces
 from pipelines.resources import Archive, BirdApi
 from pipelines.settlement import (
     PartitionState,
@@ -43,10 +44,13 @@ from pipelines.settlement import (
     plan_refresh,
 )
 from transforms.quality import channel_count_differences, reconciliation_outcome
+from warehouse.store import PartitionLoad
 
 # The "as of" of a scheduled run (its scheduled time, ISO 8601): when its assets looked at Bird.
 AS_OF_TAG: Final = "bird-etl/as-of"
 REASON_TAG: Final = "bird-etl/reason"
+# The workspace of a run: the queued run coordinator limits concurrent runs per value (deploy/dagster.yaml).
+WORKSPACE_TAG: Final = "bird-etl/workspace"
 
 # Dagster needs the cron when it loads the definitions, so the time of day is read at load time.
 ENV_DAILY_AT: Final = "BIRD_ETL_DAILY_AT"
@@ -85,7 +89,8 @@ def run_as_of(context: dg.AssetExecutionContext) -> dt.datetime:
 
 @dg.asset(
     key=RAW_INTERACTIONS,
-    partitions_def=DAILY,
+    partitions_def=ARCHIVE,
+    backfill_policy=ONE_RUN_PER_BACKFILL,
     deps=[RAW_MESSAGES],
     group_name="ingestion",
     kinds={"parquet"},
@@ -95,61 +100,81 @@ def raw_interactions(
     context: dg.AssetExecutionContext, bird: BirdApi, archive: Archive, settlement: Settlement
 ) -> dg.MaterializeResult:
     """One row per interaction id of the messages created in the partition's UTC day, JSON as served."""
-    day = context.partition_time_window.start.date()
 
-    async def pull() -> tuple[InteractionRefresh, int]:
-        async with bird.client(archive.state_dir) as client:
-            refresh = await refresh_interactions(
-                client,
-                archive.lake,
-                workspace_id=bird.settings().workspace_id,
-                day=day,
-                interaction_channels=interaction_channel_ids(
-                    (c.id, c.platform_id) for c in await client.list_channels()
-                ),
-                policy=settlement.policy(),
-                as_of=run_as_of(context),
-                concurrency=settlement.interaction_concurrency,
-            )
-            return refresh, client.stats.requests
+    async def pull(workspace_id: str, days: list[dt.date]) -> tuple[list[InteractionRefresh], int]:
+        async with bird.client(archive.state_dir, workspace_id) as client:
+            channels = interaction_channel_ids((c.id, c.platform_id) for c in await client.list_channels())
+            refreshes = [
+                await refresh_interactions(
+                    client,
+                    archive.lake,
+                    workspace_id=workspace_id,
+                    day=day,
+                    interaction_channels=channels,
+                    policy=settlement.policy(),
+                    as_of=run_as_of(context),
+                    concurrency=settlement.interaction_concurrency,
+                )
+                for day in days
+            ]
+            return refreshes, client.stats.requests
 
-    refresh, requests = asyncio.run(pull())
+    refreshes: list[InteractionRefresh] = []
+    requests = 0
+    for workspace_id, days in days_by_workspace(context.partition_keys).items():
+        pulled, asked = asyncio.run(pull(workspace_id, days))
+        refreshes += pulled
+        requests += asked
+
+    def total(field: str) -> int:
+        return sum(getattr(refresh, field) for refresh in refreshes)
+
     return dg.MaterializeResult(
         metadata={
-            "interactions": refresh.n_interactions,
-            "new_interactions": refresh.n_new_interactions,
-            "messages": refresh.n_messages,
-            "eligible_messages": refresh.n_eligible,
-            "messages_asked": refresh.n_requested,
-            "messages_not_found": refresh.n_not_found,
+            "interactions": total("n_interactions"),
+            "new_interactions": total("n_new_interactions"),
+            "messages": total("n_messages"),
+            "eligible_messages": total("n_eligible"),
+            "messages_asked": total("n_requested"),
+            "messages_not_found": total("n_not_found"),
             "requests": requests,
-            "requests_naive": refresh.n_messages,
-            "requests_saved": refresh.requests_saved,
-            "duration_s": round(refresh.seconds, 3),
+            "requests_naive": total("n_messages"),
+            "requests_saved": total("requests_saved"),
+            "partitions": len(refreshes),
+            "duration_s": round(sum(refresh.seconds for refresh in refreshes), 3),
         }
     )
 
 
 @dg.asset(
     key="interactions",
-    partitions_def=DAILY,
+    partitions_def=ARCHIVE,
+    backfill_policy=ONE_RUN_PER_BACKFILL,
     deps=[RAW_INTERACTIONS, messages, CHANNELS],
     group_name="warehouse",
     kinds={"duckdb", "polars"},
 )
-def interactions(context: dg.AssetExecutionContext, bird: BirdApi, archive: Archive) -> dg.MaterializeResult:
+def interactions(context: dg.AssetExecutionContext, archive: Archive) -> dg.MaterializeResult:
     """One row per interaction id of the day's messages in the DuckDB warehouse, plus interaction_daily."""
-    window = context.partition_time_window
-    workspace_id = bird.settings().workspace_id
-    flat = flattened_partition(archive.lake, RAW_INTERACTIONS, workspace_id, window.start.date())
-    result = archive.warehouse.load_interactions(
-        workspace_id=workspace_id, start=window.start, end=window.end, interactions=flat
-    )
+    results = []
+    for workspace_id, days in days_by_workspace(context.partition_keys).items():
+        for batch in batches(days, LOAD_BATCH_DAYS):
+            loads = [
+                PartitionLoad(
+                    workspace_id=workspace_id,
+                    start=Window.day(day).start,
+                    end=Window.day(day).end,
+                    rows=flattened_partition(archive.lake, RAW_INTERACTIONS, workspace_id, day),
+                )
+                for day in batch
+            ]
+            results += archive.warehouse.load_partitions("interactions", loads)
     return dg.MaterializeResult(
         metadata={
-            "rows": result.n_rows,
-            "rows_replaced": result.n_replaced,
-            "mart_days_recomputed": len(result.days),
+            "rows": sum(result.n_rows for result in results),
+            "rows_replaced": sum(result.n_replaced for result in results),
+            "mart_days_recomputed": len({day for result in results for day in result.days}),
+            "partitions": len(results),
             "warehouse": dg.MetadataValue.path(str(archive.warehouse.path)),
         }
     )
@@ -161,30 +186,22 @@ def interactions(context: dg.AssetExecutionContext, bird: BirdApi, archive: Arch
 @dg.asset_check(
     asset=RAW_MESSAGES,
     name="matches_bird_channel_metrics",
-    partitions_def=DAILY,
+    partitions_def=ARCHIVE,
     description="Messages per channel equal Bird's channel metrics (missing ones: ERROR, extra ones: WARN).",
 )
 def matches_bird_channel_metrics(
     context: dg.AssetCheckExecutionContext, bird: BirdApi, archive: Archive
 ) -> dg.AssetCheckResult:
-    window = context.partition_time_window
-    archived = archive.lake.scan_partition(RAW_MESSAGES, bird.settings().workspace_id, window.start.date())
-    if archived is None:
-        raise dg.Failure(f"raw_messages partition {window.start.date()} is missing")
-
-    async def reported() -> tuple[list[dict[str, object]], int]:
-        async with bird.client(archive.state_dir) as client:
-            return await client.get_channel_metrics(window.start, window.end), client.stats.requests
-
-    rows, requests = asyncio.run(reported())
-    rows = [row for row in rows if row["date"] == window.start.date().isoformat()]
-    reported_frame = pl.LazyFrame(
-        {"channel_id": [row["channelId"] for row in rows], "count": [row["count"] for row in rows]},
-        schema={"channel_id": pl.String, "count": pl.Int64},
-    )
-    differences = channel_count_differences(archived, reported_frame).collect()
-    outcome = reconciliation_outcome(differences)
-    off = differences.filter((pl.col("n_missing") > 0) | (pl.col("n_extra") > 0))
+    differences: list[pl.DataFrame] = []
+    requests = 0
+    for workspace_id, days in days_by_workspace(context.partition_keys).items():
+        for day in days:
+            found, asked = _channel_differences(bird, archive, workspace_id, Window.day(day))
+            differences.append(found.with_columns(workspace_id=pl.lit(workspace_id), date=pl.lit(day)))
+            requests += asked
+    every = pl.concat(differences)
+    outcome = reconciliation_outcome(every)
+    off = every.filter((pl.col("n_missing") > 0) | (pl.col("n_extra") > 0))
     return dg.AssetCheckResult(
         passed=outcome.passed,
         severity=dg.AssetCheckSeverity.ERROR if outcome.figures["n_missing"] else dg.AssetCheckSeverity.WARN,
@@ -195,6 +212,28 @@ def matches_bird_channel_metrics(
             "requests": requests,
         },
     )
+
+
+def _channel_differences(
+    bird: BirdApi, archive: Archive, workspace_id: str, window: Window
+) -> tuple[pl.DataFrame, int]:
+    """The archive's messages per channel of one day against Bird's channel metrics; and the GETs asked."""
+    day = window.start.date()
+    archived = archive.lake.scan_partition(RAW_MESSAGES, workspace_id, day)
+    if archived is None:
+        raise dg.Failure(f"raw_messages partition {day} of workspace {workspace_id} is missing")
+
+    async def reported() -> tuple[list[dict[str, object]], int]:
+        async with bird.client(archive.state_dir, workspace_id) as client:
+            return await client.get_channel_metrics(window.start, window.end), client.stats.requests
+
+    rows, requests = asyncio.run(reported())
+    rows = [row for row in rows if row["date"] == day.isoformat()]
+    reported_frame = pl.LazyFrame(
+        {"channel_id": [row["channelId"] for row in rows], "count": [row["count"] for row in rows]},
+        schema={"channel_id": pl.String, "count": pl.Int64},
+    )
+    return channel_count_differences(archived, reported_frame).collect(), requests
 
 
 def _markdown_table(frame: pl.DataFrame) -> str:
@@ -236,7 +275,7 @@ def partition_states(
         raw = lake.scan_partition(RAW_MESSAGES, workspace_id, day)
         if raw is None:
             continue
-        unsettled = is_unsettled(policy, observed_at=_observed_at(instance, day))
+        unsettled = is_unsettled(policy, observed_at=_observed_at(instance, workspace_id, day))
         n_messages, n_unsettled = raw.select(pl.len(), unsettled.sum()).collect().row(0)
         due = scan_due(
             lake, workspace_id, day, interaction_channels=interaction_channels, policy=policy, as_of=as_of
@@ -246,10 +285,12 @@ def partition_states(
     return states
 
 
-def _observed_at(instance: dg.DagsterInstance, day: dt.date) -> dt.datetime | None:
+def _observed_at(instance: dg.DagsterInstance, workspace_id: str, day: dt.date) -> dt.datetime | None:
     """The "as of" of the run that last landed the day, when it was a scheduled run (else the rows tell)."""
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(RAW_MESSAGES), asset_partitions=[day.isoformat()]),
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey(RAW_MESSAGES), asset_partitions=[str(archive_key(workspace_id, day))]
+        ),
         limit=1,
     ).records
     run = instance.get_run_by_id(records[0].run_id) if records else None
@@ -257,16 +298,16 @@ def _observed_at(instance: dg.DagsterInstance, day: dt.date) -> dt.datetime | No
     return dt.datetime.fromisoformat(tag) if tag else None
 
 
-def run_requests(plan: RefreshPlan, as_of: dt.datetime) -> list[dg.RunRequest]:
+def run_requests(plan: RefreshPlan, as_of: dt.datetime, workspace_id: str) -> list[dg.RunRequest]:
     """One run per day: the new day and the days to re-list get every asset, the others interactions only."""
-    tags = {AS_OF_TAG: as_of.isoformat()}
+    tags = {AS_OF_TAG: as_of.isoformat(), WORKSPACE_TAG: workspace_id}
     days = [(plan.new_day, "new day", RELIST_SELECTION)]
     days += [(day, reason, RELIST_SELECTION) for day, reason in plan.relist.items()]
     days += [(day, reason, INTERACTIONS_SELECTION) for day, reason in plan.interactions_only.items()]
     return [
         dg.RunRequest(
-            run_key=f"{day.isoformat()}@{as_of.isoformat()}",
-            partition_key=day.isoformat(),
+            run_key=f"{workspace_id}/{day.isoformat()}@{as_of.isoformat()}",
+            partition_key=archive_key(workspace_id, day),
             asset_selection=selection,
             tags={**tags, REASON_TAG: reason},
         )
@@ -292,16 +333,22 @@ def build_keep_current_schedule(daily_at: str = DEFAULT_DAILY_AT) -> dg.Schedule
         as_of = context.scheduled_execution_time.astimezone(dt.UTC)
         policy = settlement.policy()
         days = days_to_consider(as_of, policy)
-        states = partition_states(
-            context.instance, archive.lake, bird.workspace_id, days, policy=policy, as_of=as_of
-        )
-        plan = plan_refresh(states, as_of=as_of, policy=policy)
-        context.log.info(
-            f"as of {as_of.isoformat()}: new day {plan.new_day}, re-list {_days(plan.relist)}, "
-            f"interactions only {_days(plan.interactions_only)}, untouched {_days(plan.untouched)}; "
-            f"about {plan.listing_requests_saved} listing requests saved against a blind lookback"
-        )
-        return run_requests(plan, as_of)
+        workspace_ids = [workspace.workspace_id for workspace in bird.workspaces()]
+        register_workspaces(context.instance, workspace_ids)
+        requests = []
+        for workspace_id in workspace_ids:
+            states = partition_states(
+                context.instance, archive.lake, workspace_id, days, policy=policy, as_of=as_of
+            )
+            plan = plan_refresh(states, as_of=as_of, policy=policy)
+            context.log.info(
+                f"workspace {workspace_id} as of {as_of.isoformat()}: new day {plan.new_day}, "
+                f"re-list {_days(plan.relist)}, interactions only {_days(plan.interactions_only)}, "
+                f"untouched {_days(plan.untouched)}; about {plan.listing_requests_saved} listing requests "
+                "saved against a blind lookback"
+            )
+            requests += run_requests(plan, as_of, workspace_id)
+        return requests
 
     return keep_archive_current_daily
 
@@ -320,16 +367,17 @@ keep_current_schedule = build_keep_current_schedule(DAILY_AT)
 
 # -- freshness ----------------------------------------------------------------------------------------------
 
-# Freshness checks rather than the newer FreshnessPolicy: a time-partition check asks for the latest day's
-# partition by its deadline, which the re-pull of an older day cannot satisfy (any materialization would
-# satisfy a policy). Dagster marks these builders superseded; they are supported, so the warning is muted.
+# Dagster's time-partition freshness checks do not take partitions with a workspace dimension, so the daily
+# assets have last-update checks: materialized within a day of the deadline (the schedule's time plus a
+# grace). Their builders are marked superseded but supported, so the warning is muted.
 _hour, _minute = _time_of_day(DAILY_AT)
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.SupersessionWarning)
     FRESHNESS_CHECKS: Final = [
-        *dg.build_time_partition_freshness_checks(
+        *dg.build_last_update_freshness_checks(
             assets=[raw_messages, messages, raw_interactions, interactions],
             deadline_cron=f"{_minute} {(_hour + FRESHNESS_GRACE_HOURS) % 24} * * *",
+            lower_bound_delta=dt.timedelta(days=1),
             timezone="UTC",
         ),
         *dg.build_last_update_freshness_checks(assets=[CHANNELS], lower_bound_delta=dt.timedelta(days=2)),

@@ -21,7 +21,17 @@ RUNNING = dg.DefaultScheduleStatus.RUNNING
 ingest_job = dg.define_asset_job(
     "ingest_messages",
     selection=[raw_messages, messages, *CURRENT_ASSETS],
-    description="Land one UTC day of messages and their interactions, and load them into the warehouse.",
+    description="Land days of messages and their interactions, and load them into the warehouse.",
+)
+messages_job = dg.define_asset_job(
+    "ingest_messages_only",
+    selection=[raw_messages, messages],
+    description="Land days of messages and load them (their interactions later: ingest_interactions).",
+)
+interactions_job = dg.define_asset_job(
+    "ingest_interactions",
+    selection=CURRENT_ASSETS,
+    description="Fetch the interactions of days already landed, and load them into the warehouse.",
 )
 refresh_channels_job = dg.define_asset_job(
     "refresh_channels", selection=[channels], description="Refresh the channel dimension."
@@ -30,7 +40,7 @@ refresh_channels_job = dg.define_asset_job(
 defs = dg.Definitions(
     assets=[channels, raw_messages, messages, *CURRENT_ASSETS, *REPORT_ASSETS],
     asset_checks=CURRENT_CHECKS,
-    jobs=[ingest_job, refresh_channels_job, report_job, *CURRENT_JOBS],
+    jobs=[ingest_job, messages_job, interactions_job, refresh_channels_job, report_job, *CURRENT_JOBS],
     schedules=[
         dg.ScheduleDefinition(
             job=refresh_channels_job,
@@ -45,7 +55,7 @@ defs = dg.Definitions(
     ],
     sensors=CURRENT_SENSORS,
     resources={
-        "bird": BirdApi(access_key=dg.EnvVar("BIRD_ACCESS_KEY"), workspace_id=dg.EnvVar("BIRD_WORKSPACE_ID")),
+        "bird": BirdApi(),  # the workspaces of the environment, read when a run starts
         "archive": Archive(),
         **CURRENT_RESOURCES,
     },

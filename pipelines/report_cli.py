@@ -65,6 +65,12 @@ def _console() -> Console:
     help="Write here (default: stdout).",
 )
 @click.option("--top-codes", type=click.IntRange(1, 100), default=10, show_default=True)
+@click.option(
+    "--workspace",
+    "workspace_ids",
+    multiple=True,
+    help="Only these workspace ids (repeatable; default: every workspace). Group with --by workspace.",
+)
 def report_command(
     start: dt.datetime | None,
     end: dt.datetime | None,
@@ -73,6 +79,7 @@ def report_command(
     output_format: str,
     output: Path | None,
     top_codes: int,
+    workspace_ids: tuple[str, ...],
 ) -> None:
     """Failure and delivery rates per group, with 95% intervals, top failure codes and the change against the
     previous period of the same length."""
@@ -83,7 +90,7 @@ def report_command(
     if output_format == "parquet" and output is None:
         raise click.UsageError("--format parquet needs --output PATH")
     with open_warehouse(data_dir_from_env()) as con:
-        inputs = read_report_inputs(con, window)
+        inputs = read_report_inputs(con, window, workspace_ids)
     report = failure_report(
         inputs,
         window,

@@ -23,7 +23,7 @@ from rich.table import Table
 from pipelines.ingest.interactions import RAW_INTERACTIONS
 from pipelines.ingest.land import RAW_MESSAGES
 from pipelines.ingest.windows import Window
-from pipelines.lake import Lake
+from pipelines.lake import lake_from_env
 from pipelines.loading import lake_partitions
 from transforms.reports import (
     GROUPINGS,
@@ -163,22 +163,27 @@ class ReportInputs:
     failure_codes: pl.DataFrame  # the failure_codes relation
 
 
-def read_messages(con: duckdb.DuckDBPyConnection, window: Window) -> pl.DataFrame:
-    """The columns reports use, of the messages created in the window."""
+def read_messages(
+    con: duckdb.DuckDBPyConnection, window: Window, workspace_ids: Sequence[str] = ()
+) -> pl.DataFrame:
+    """The columns reports use, of the messages created in the window (of these workspaces, if given)."""
     return con.sql(
         f"select {', '.join(_MESSAGE_COLUMNS)} from messages"
-        " where created_at >= $start and created_at < $end",
-        params={"start": window.start, "end": window.end},
+        " where created_at >= $start and created_at < $end"
+        " and (len($workspaces) = 0 or list_contains($workspaces, workspace_id))",
+        params={"start": window.start, "end": window.end, "workspaces": list(workspace_ids)},
     ).pl()
 
 
-def read_report_inputs(con: duckdb.DuckDBPyConnection, window: Window) -> ReportInputs:
+def read_report_inputs(
+    con: duckdb.DuckDBPyConnection, window: Window, workspace_ids: Sequence[str] = ()
+) -> ReportInputs:
     """Messages created in the window and in the previous window of the same width, plus the labels."""
     channels = con.sql(
         "select channel_id, any_value(name) as channel_name from channels group by channel_id"
     ).pl()
     return ReportInputs(
-        messages=read_messages(con, Window(previous_window(window).start, window.end)),
+        messages=read_messages(con, Window(previous_window(window).start, window.end), workspace_ids),
         channels=channels,
         failure_codes=con.sql("select * from failure_codes").pl(),
     )
@@ -616,7 +621,7 @@ def failure_rate_by_channel(data_dir: Path, first: dt.date, last: dt.date) -> Ta
 
 def rebuild_warehouse(data_dir: Path) -> int:
     """Reload every lake partition (messages, then interactions) into the warehouse; returns how many."""
-    lake = Lake(data_dir / "lake")
+    lake = lake_from_env(data_dir)
     results = Warehouse(data_dir).rebuild(
         lake_partitions(lake, RAW_MESSAGES), interactions=lake_partitions(lake, RAW_INTERACTIONS)
     )

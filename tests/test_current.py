@@ -37,6 +37,7 @@ from pipelines.ingest.interactions import RAW_INTERACTIONS
 from pipelines.ingest.land import RAW_MESSAGES
 from pipelines.ingest.windows import Window
 from pipelines.lake import Lake
+from pipelines.partitions import archive_key, days_by_workspace, register_workspaces
 from pipelines.resources import Archive, BirdApi
 from tests.conftest import EMULATOR_NOW
 from warehouse.store import Warehouse
@@ -65,8 +66,9 @@ class Archived:
     def run(self, day: dt.date, as_of: dt.datetime, selection: list[dg.AssetKey] | None = None) -> int:
         """Materialize a day as a run "as of" the given time; returns the GETs the emulator served it."""
         before = self.emulator.stats.to_dict()["gets_total"]
+        register_workspaces(self.instance, [self.emulator.workspace_id])
         result = self.defs.resolve_job_def(keep_current_job.name).execute_in_process(
-            partition_key=day.isoformat(),
+            partition_key=archive_key(self.emulator.workspace_id, day),
             asset_selection=selection,
             instance=self.instance,
             tags={AS_OF_TAG: as_of.isoformat()},
@@ -178,7 +180,11 @@ def test_the_next_scheduled_run_pulls_only_what_can_have_changed(archived: Archi
     assert changed and interaction_ids > interactions_before, "the clock should have moved things"
     assert not any(message_id in changed for message_id in _ids(emulator, oldest)), "the 12th is settled"
 
-    requests = {dt.date.fromisoformat(r.partition_key): r for r in _evaluate(archived, later)}
+    requests = {
+        day: r
+        for r in _evaluate(archived, later)
+        for day in days_by_workspace([r.partition_key])[emulator.workspace_id]
+    }
     relist = {dg.AssetKey(k) for k in (RAW_MESSAGES, "messages", RAW_INTERACTIONS, "interactions")}
     assert {day: set(r.asset_selection) for day, r in requests.items()} == {
         dt.date(2026, 1, 15): relist,
@@ -228,11 +234,12 @@ def test_messages_withheld_from_the_lists_fail_the_reconciliation(
     emulator.store.withhold(withheld)
     short = Counter(emulator.store.message(message_id)["channelId"] for message_id in withheld)
     with dg.instance_for_test() as instance:
+        register_workspaces(instance, [emulator.workspace_id])
         result = (
             _definitions(emulator, tmp_path)
             .resolve_job_def(keep_current_job.name)
             .execute_in_process(
-                partition_key=day.isoformat(),
+                partition_key=archive_key(emulator.workspace_id, day),
                 asset_selection=[dg.AssetKey(RAW_MESSAGES)],
                 instance=instance,
                 run_config=QUIET,

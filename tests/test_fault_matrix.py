@@ -4,7 +4,7 @@ Each case lands one day cleanly (version 1), moves the emulator's clock on (so a
 switches the case's faults on and lands the day again. The run must either finish with exactly the messages
 the emulator holds for the day (no loss, no duplicate, fresh statuses), or raise a typed error with
 version 1 untouched and no temporary file left beside it. Two cases run the same way through Dagster
-(`run_days`) into the warehouse. With BIRD_ETL_WRITE_RELIABILITY=1 the figures go to docs/reliability.md.
+(`run_backfill`) into the warehouse. With BIRD_ETL_WRITE_RELIABILITY=1 the figures go to docs/reliability.md.
 """
 
 import asyncio
@@ -23,7 +23,7 @@ import httpx
 import polars as pl
 import pytest
 
-from pipelines.backfill import refresh_channels, run_days, use_instance
+from pipelines.backfill import refresh_channels, run_backfill, use_instance
 from pipelines.bird.client import AsyncBirdClient, ClientStats
 from pipelines.bird.errors import BirdError
 from pipelines.bird.retry import RetryPolicy
@@ -35,6 +35,7 @@ from pipelines.ingest.fetch import FetchSettings
 from pipelines.ingest.land import RAW_MESSAGES, land_messages
 from pipelines.ingest.windows import Window
 from pipelines.lake import Lake
+from pipelines.partitions import archive_key
 from tests.conftest import EMULATOR_NOW
 from tests.reliability_report import markdown_table, publish_section
 
@@ -312,7 +313,7 @@ def pipeline(
         monkeypatch.setenv("BIRD_WORKSPACE_ID", emulator.workspace_id)
         instance = use_instance(tmp_path)
         assert refresh_channels(instance) is None
-        assert all(o.success for o in run_days(instance, DAGSTER_DAYS, concurrency=1))
+        assert all(o.success for o in run_backfill(instance, {emulator.workspace_id: DAGSTER_DAYS}))
         emulator.store.advance(LATER)
         yield emulator, instance
 
@@ -327,9 +328,11 @@ def _warehouse(data_dir: Path, day: dt.date) -> pl.DataFrame:
         return pl.from_arrow(rows.to_arrow_table())
 
 
-def _materialized_figures(instance: dg.DagsterInstance, day: dt.date) -> dict[str, int]:
+def _materialized_figures(instance: dg.DagsterInstance, workspace_id: str, day: dt.date) -> dict[str, int]:
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(RAW_MESSAGES), asset_partitions=[day.isoformat()]),
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey(RAW_MESSAGES), asset_partitions=[str(archive_key(workspace_id, day))]
+        ),
         limit=1,
     ).records
     assert records
@@ -356,7 +359,10 @@ def test_through_dagster_the_warehouse_is_exact_or_the_run_fails_with_nothing_ch
     emulator.faults.update({**faults, "seed": 11})
     started = time.perf_counter()
     with _live_insert_burst(emulator):
-        outcomes = run_days(instance, DAGSTER_DAYS, concurrency=1)
+        # A run per day, so that each day's materialization carries its own request figures.
+        outcomes = run_backfill(
+            instance, {emulator.workspace_id: DAGSTER_DAYS}, concurrency=1, days_per_run=1
+        )
     seconds = time.perf_counter() - started
     emulator.faults.update({"live_inserts_per_page": 0})
     served_after = emulator.stats.to_dict()
@@ -374,7 +380,7 @@ def test_through_dagster_the_warehouse_is_exact_or_the_run_fails_with_nothing_ch
             assert frame["id"].is_unique().all()
             assert set(frame["id"]) == _truth(emulator, day)
             assert not frame.equals(before_warehouse[day])
-        per_day = [_materialized_figures(instance, day) for day in DAGSTER_DAYS]
+        per_day = [_materialized_figures(instance, emulator.workspace_id, day) for day in DAGSTER_DAYS]
         figures = {name: sum(f[name] for f in per_day) for name in per_day[0]}
         outcome = "exact ground truth (lake + warehouse)"
     else:

@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.backfill import refresh_channels, run_days, use_instance
+from pipelines.backfill import refresh_channels, run_backfill, use_instance
 from pipelines.emulator.server import RunningEmulator
 from pipelines.reporting import rebuild_warehouse
 
@@ -77,7 +77,7 @@ def test_marts_equal_an_independent_computation_from_raw_parquet(
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     instance = use_instance(tmp_path)
     assert refresh_channels(instance) is None
-    assert all(o.success for o in run_days(instance, DAYS, concurrency=1))
+    assert all(o.success for o in run_backfill(instance, {emulator.workspace_id: DAYS}))
     lake = str(tmp_path / "lake" / "raw_messages" / "**" / "data.parquet")
     with (
         duckdb.connect() as lake_db,

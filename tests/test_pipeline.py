@@ -13,7 +13,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from pipelines.backfill import missing_days, refresh_channels, run_days, use_instance
+from pipelines.backfill import missing_days, refresh_channels, run_backfill, use_instance
 from pipelines.definitions import defs
 from pipelines.emulator.dataset import DatasetSpec
 from pipelines.emulator.server import RunningEmulator, run_emulator
@@ -62,8 +62,9 @@ def test_skeleton_end_to_end(
     _point_at(emulator, monkeypatch)
     instance = use_instance(data_dir)
     assert refresh_channels(instance) is None
-    outcomes = run_days(instance, DAYS, concurrency=1)
-    assert [o.success for o in outcomes] == [True] * len(DAYS), [o.error for o in outcomes]
+    outcomes = run_backfill(instance, {emulator.workspace_id: DAYS}, concurrency=1)
+    # One run covers the three days (a single-run backfill of the workspace's range).
+    assert [(o.days, o.success) for o in outcomes] == [(tuple(DAYS), True)], [o.error for o in outcomes]
     for day in DAYS:
         ids = _warehouse_ids(data_dir, day)
         assert len(ids) == len(set(ids))
@@ -76,7 +77,9 @@ def test_skeleton_end_to_end(
         ]
     )
     assert len(evaluations) == 2
-    assert missing_days(instance, [*DAYS, dt.date(2026, 1, 15)]) == [dt.date(2026, 1, 15)]
+    assert missing_days(instance, emulator.workspace_id, [*DAYS, dt.date(2026, 1, 15)]) == [
+        dt.date(2026, 1, 15)
+    ]
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         platforms = {row[0] for row in con.execute("select distinct platform from messages").fetchall()}
     assert None not in platforms and "sms-messagebird" in platforms
@@ -88,10 +91,10 @@ def test_rematerializing_a_partition_changes_nothing(
     _point_at(emulator, monkeypatch)
     instance = use_instance(data_dir)
     refresh_channels(instance)
-    run_days(instance, DAYS[:1], concurrency=1)
+    run_backfill(instance, {emulator.workspace_id: DAYS[:1]}, concurrency=1)
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         before = con.execute("select * from messages order by id").fetchall()
-    run_days(instance, DAYS[:1], concurrency=1)
+    run_backfill(instance, {emulator.workspace_id: DAYS[:1]}, concurrency=1)
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         after = con.execute("select * from messages order by id").fetchall()
     assert before == after
@@ -115,7 +118,7 @@ def test_seven_day_backfill_under_faults_is_exact(data_dir: Path, monkeypatch: p
             }
         )
         days = [SEVEN_DAYS.start.date() + dt.timedelta(days=i) for i in range(7)]
-        outcomes = run_days(instance, days, concurrency=2)
+        outcomes = run_backfill(instance, {emulator.workspace_id: days}, concurrency=2)
         emulator.faults.update({"live_inserts_per_page": 0})
         assert all(o.success for o in outcomes), [o.error for o in outcomes]
         served = emulator.stats.to_dict()

@@ -31,6 +31,7 @@ from filelock import FileLock
 
 from pipelines.definitions import defs, ingest_job, refresh_channels_job
 from pipelines.emulator.server import RunningEmulator
+from pipelines.partitions import archive_key, register_workspaces
 
 DEPLOY_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
 INSTALL_LOCK = Path(tempfile.gettempdir()) / "bird-etl-postgres-install.lock"
@@ -186,8 +187,9 @@ def test_an_ingest_run_is_recorded_in_postgres(
     assert defs.resolve_job_def(refresh_channels_job.name).execute_in_process(instance=instance).success
     tags = {"bird-etl/workspace": emulator_module.workspace_id}
     # Only the two assets this test reads back: the job's other assets add minutes of runtime, not coverage.
+    register_workspaces(instance, [emulator_module.workspace_id])
     result = defs.resolve_job_def(ingest_job.name).execute_in_process(
-        partition_key=DAY.isoformat(),
+        partition_key=archive_key(emulator_module.workspace_id, DAY),
         instance=instance,
         tags=tags,
         asset_selection=[dg.AssetKey("raw_messages"), dg.AssetKey("messages")],
@@ -198,15 +200,18 @@ def test_an_ingest_run_is_recorded_in_postgres(
         sql.execute("select status from runs where run_id = %s", [result.run_id])
         assert sql.fetchall() == [("SUCCESS",)]
         sql.execute("select key, value from run_tags where run_id = %s", [result.run_id])
-        assert {("bird-etl/workspace", emulator_module.workspace_id), ("dagster/partition", str(DAY))} <= set(
-            sql.fetchall()
-        )
+        partition = str(archive_key(emulator_module.workspace_id, DAY))
+        assert {
+            ("bird-etl/workspace", emulator_module.workspace_id),
+            ("dagster/partition", partition),
+            ("dagster/partition/workspace", emulator_module.workspace_id),
+        } <= set(sql.fetchall())
         sql.execute(
             "select asset_key, partition from event_logs"
             " where run_id = %s and dagster_event_type = 'ASSET_MATERIALIZATION'",
             [result.run_id],
         )
-        assert {('["raw_messages"]', str(DAY)), ('["messages"]', str(DAY))} <= set(sql.fetchall())
+        assert {('["raw_messages"]', partition), ('["messages"]', partition)} <= set(sql.fetchall())
         # Dagster also keeps a PLANNED row per check and partition; the evaluations are what must be there.
         sql.execute(
             "select check_name, execution_status from asset_check_executions"

@@ -20,6 +20,8 @@ DEFAULT_API_URL: Final = "https://api.bird.com"
 ENV_API_URL: Final = "BIRD_API_URL"
 ENV_ACCESS_KEY: Final = "BIRD_ACCESS_KEY"
 ENV_WORKSPACE_ID: Final = "BIRD_WORKSPACE_ID"
+ENV_WORKSPACES: Final = "BIRD_WORKSPACES"
+DEFAULT_WORKSPACE_NAME: Final = "default"
 
 
 class Secret:
@@ -56,6 +58,7 @@ class BirdSettings:
     access_key: Secret
     workspace_id: str
     api_url: str = DEFAULT_API_URL
+    name: str = DEFAULT_WORKSPACE_NAME  # the workspace's short name in $BIRD_WORKSPACES (env-var suffixes)
 
     def __post_init__(self) -> None:
         if isinstance(self.access_key, str):
@@ -79,6 +82,43 @@ class BirdSettings:
             workspace_id=env[ENV_WORKSPACE_ID],
             api_url=env.get(ENV_API_URL, "").strip() or DEFAULT_API_URL,
         )
+
+
+def workspaces_from_env(environ: Mapping[str, str] | None = None) -> list[BirdSettings]:
+    """Every workspace to archive, each with its own access key.
+
+    $BIRD_WORKSPACES lists them as `name=workspace-uuid` pairs separated by commas; workspace NAME's key is
+    read from $BIRD_ACCESS_KEY_NAME (upper case). Unset: the one workspace of BIRD_WORKSPACE_ID and
+    BIRD_ACCESS_KEY. A malformed list or a missing key: ConfigError naming what to set.
+    """
+    env = os.environ if environ is None else environ
+    listed = env.get(ENV_WORKSPACES, "").strip()
+    if not listed:
+        return [BirdSettings.from_env(env)]
+    api_url = env.get(ENV_API_URL, "").strip() or DEFAULT_API_URL
+    workspaces: dict[str, BirdSettings] = {}
+    for item in listed.split(","):
+        name, separator, workspace_id = (part.strip() for part in item.partition("="))
+        if not separator or not name.isidentifier() or not workspace_id:
+            raise ConfigError(
+                f"{ENV_WORKSPACES} must list name=workspace-uuid pairs, separated by commas; "
+                f"got {item.strip()!r}"
+            )
+        key_name = workspace_env_name(ENV_ACCESS_KEY, name)
+        if not env.get(key_name, "").strip():
+            raise ConfigError(f"{key_name} not set: the access key of workspace {name!r} in {ENV_WORKSPACES}")
+        settings = BirdSettings(
+            access_key=Secret(env[key_name]), workspace_id=workspace_id, api_url=api_url, name=name
+        )
+        if settings.workspace_id in {w.workspace_id for w in workspaces.values()} or name in workspaces:
+            raise ConfigError(f"{ENV_WORKSPACES} lists workspace {name!r} ({workspace_id}) twice")
+        workspaces[name] = settings
+    return list(workspaces.values())
+
+
+def workspace_env_name(variable: str, workspace_name: str) -> str:
+    """The per-workspace variant of a variable: BIRD_ACCESS_KEY + eu -> BIRD_ACCESS_KEY_EU."""
+    return f"{variable}_{workspace_name.upper()}"
 
 
 def _workspace_uuid(value: object) -> str:
