@@ -33,11 +33,12 @@ ui: $(STAMP) ## serve the Dagster UI (with the demo's runs) on http://127.0.0.1:
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-bench: $(STAMP) ## the full benchmark (writes bench/RESULTS.md)
-	$(BIN)/python -m bench.run
+BENCH_ARGS ?=
+bench: $(STAMP) ## the full benchmark, about an hour on a quiet machine (writes bench/RESULTS.md; sizes: BENCH_ARGS="--help")
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
-bench-quick: $(STAMP) ## a small benchmark run that proves the harness works
-	$(BIN)/python -m bench.run --quick
+bench-quick: $(STAMP) ## every benchmark section on tiny data (under 2 minutes): proves the harness works
+	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
 
 clean: ## remove the virtualenv and the demo data
 	rm -rf $(VENV) data

@@ -1,12 +1,21 @@
-"""`python -m bench.run [--quick]`: bird-etl against the client-side floor and dlt, in one run (issue 8).
+"""`python -m bench.run [--quick]`: every figure of issue 8 in one run, written to bench/RESULTS.md.
 
-One emulator process serves a generated dataset with a per-request latency. Each contender then runs as its
-own process over the same days, watched for wall time and the peak RSS of its whole process tree:
-1. mode 1, no rate limit: the floor (`bench/floor.py`), `bird-etl backfill` (lake and warehouse), and dlt
+Each contender runs as its own process, watched for wall time, CPU time and the peak RSS of its whole process
+tree; the harness itself never imports the pipeline. In order:
+1. mode 1, no rate limit, on one emulator (default 1M messages over 30 days, 50 ms a request): the floor
+   (`bench/floor.py`), `bird-etl backfill --only messages` with its request budget lifted, and dlt
    (`bench/dlt_baseline.py`), with the ratios bird-etl/floor and bird-etl/dlt;
-2. mode 2, the emulator enforcing Bird's 50 GET/s: `bird-etl backfill` again, with the share of the budget it
-   used and the 429s it caused (from the emulator's /_emulator/stats).
-Every figure written to the results file was measured in this run; nothing is asserted about speed.
+2. mode 2, the emulator enforcing Bird's 50 GET/s: `bird-etl backfill --only messages` at a 50 GET/s budget,
+   with the share of the budget it used and the 429s it caused;
+3. mode 3: `bird-etl backfill --only interactions` over the last days of mode 2, still under the limit:
+   interaction GETs/s against the budget, and the requests the eligibility policy saved;
+4. scaling: `bird-etl backfill --only messages` of ONE day holding each of `--scaling` messages, each on its
+   own emulator and in a new data directory: wall time, peak RSS, the warehouse load per partition;
+5. the transforms (flattening and marts) over mode 1's lake, warm and in-process (`bench/inprocess.py`);
+6. the failure-rate report over `--report-rows` messages generated straight into a warehouse
+   (`bench/synth.py`), warm, in-process and through `bird-etl report`.
+Every figure written to the results file was measured in this run; speed is never asserted, targets are
+marked met or not met.
 """
 
 from __future__ import annotations
@@ -14,7 +23,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import resource
 import shlex
 import sqlite3
@@ -23,10 +31,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field, replace
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -35,16 +43,20 @@ import httpx
 import orjson
 import psutil
 
+from bench.results import render
+
 BIRD_RATE_LIMIT_PER_S = 50  # Bird's documented GET limit per workspace
-PAGE_SIZE = 1000
-MIB = 1024 * 1024
 RESULTS = Path(__file__).with_name("RESULTS.md")
-ENV_RATE_LIMIT = "BIRD_RATE_LIMIT_PER_S"  # bird-etl's request budget; empty: its default (40)
+ENV_RATE_LIMIT = "BIRD_RATE_LIMIT_PER_S"  # bird-etl's request budget (its default: 40)
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    return tuple(int(part.replace("_", "")) for part in text.split(",") if part.strip())
 
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """The dataset, the emulator's latency and how hard each contender may push."""
+    """The datasets, the emulator's latency and how hard each contender may push."""
 
     messages: int = 1_000_000
     days: int = 30
@@ -54,8 +66,14 @@ class BenchConfig:
     floor_parts: int = 16
     dlt_resources: int = 4
     backfill_concurrency: int | None = None  # None: bird-etl's own default
+    days_per_run: int | None = None  # None: bird-etl's own default (0, automatic)
+    unlimited_budget: float = 100_000.0  # bird-etl's BIRD_RATE_LIMIT_PER_S where the emulator enforces none
     budget_days: int | None = None  # mode 2 over the last N days only (None: every day)
-    budget_rate: float = 50.0  # bird-etl's BIRD_RATE_LIMIT_PER_S in mode 2 (mode 1 keeps its default)
+    budget_rate: float = 50.0  # bird-etl's BIRD_RATE_LIMIT_PER_S in modes 2 and 3
+    interaction_days: int = 1  # mode 3 over the last N days of mode 2
+    scaling: tuple[int, ...] = (100_000, 1_000_000, 5_000_000)  # messages in one day; () skips
+    report_rows: int = 10_000_000  # 0 skips
+    repeat: int = 3  # timed repetitions of the warm, in-process measurements
     rate_limited: bool = True
     dlt: bool = True
 
@@ -67,19 +85,29 @@ class BenchConfig:
     def last_day(self) -> dt.date:
         return self.end - dt.timedelta(days=1)
 
+    def last_days(self, n: int) -> tuple[dt.date, dt.date]:
+        return self.end - dt.timedelta(days=min(n, self.days)), self.last_day
 
-# Small enough for CI (under 2 minutes): interactions cost one GET per eligible message at 40 GET/s.
-QUICK = {"messages": 2_000, "days": 2, "latency_ms": 10.0}
+
+# Small enough for CI (under 2 minutes): every section, tiny.
+QUICK: dict[str, Any] = {
+    "messages": 600,
+    "days": 1,
+    "latency_ms": 10.0,
+    "scaling": (150, 600),
+    "report_rows": 20_000,
+    "repeat": 1,
+}
 
 
 @dataclass(frozen=True)
 class Measured:
-    """One contender's process: what it printed, how long it took, and its tree's peak RSS."""
+    """One process: what it printed, how long it took, and its tree's peak RSS."""
 
     command: list[str]
     seconds: float
     cpu_seconds: float  # user + system of the whole tree: steadier than wall time on a shared machine
-    load_average: float  # the machine's 1-minute load when the contender finished
+    load_average: float  # the machine's 1-minute load when the process finished
     peak_rss: int
     stdout: str
     requests: int  # GETs the emulator served it (admin calls excluded)
@@ -90,18 +118,95 @@ class Measured:
 
 
 @dataclass(frozen=True)
+class RunFigures:
+    """What a bird-etl data directory's Dagster event log says: metadata sums and step seconds, per asset."""
+
+    metadata: dict[str, dict[str, float]] = field(default_factory=dict)  # asset -> label -> sum
+    step_s: dict[str, float] = field(default_factory=dict)  # step key -> seconds summed over runs
+    runs: int = 0
+
+
+@dataclass(frozen=True)
 class Outcome:
-    """A contender's result as reported: messages it delivered (counted at its destination) and cost."""
+    """A contender's result: the messages it delivered (counted at its destination) and what it cost."""
 
     name: str
     messages: int
     measured: Measured
     note: str = ""
-    interactions: dict[str, float] = field(default_factory=dict)  # bird-etl only
+    figures: RunFigures = field(default_factory=RunFigures)  # bird-etl only
 
     @property
     def rate(self) -> float:
-        return self.messages / self.measured.seconds
+        return self.messages / self.measured.seconds if self.measured.seconds else 0.0
+
+
+@dataclass(frozen=True)
+class BudgetRun:
+    """Modes 2 and 3: bird-etl against the emulator's enforcement of Bird's GET limit."""
+
+    outcome: Outcome
+    first_day: dt.date
+    last_day: dt.date
+    active_s: float  # first to last GET, sampled
+    busiest_second: int
+
+    @property
+    def accepted(self) -> int:
+        return self.outcome.measured.requests - self.outcome.measured.served_429
+
+    def share(self, seconds: float) -> float:
+        return self.accepted / (BIRD_RATE_LIMIT_PER_S * seconds) if seconds else 0.0
+
+
+@dataclass(frozen=True)
+class ScalingRun:
+    """One day holding `generated` messages, backfilled alone into a new data directory."""
+
+    outcome: Outcome
+    generated: int
+    generated_s: float
+    emulator_rss: int
+
+
+@dataclass(frozen=True)
+class Timing:
+    """A warm, in-process measurement (bench/inprocess.py) and the process that took it."""
+
+    figures: dict[str, Any]
+    measured: Measured
+
+
+@dataclass(frozen=True)
+class ReportRun:
+    """The failure-rate report over generated rows: the generation, in-process timings and the CLI's."""
+
+    generated: Measured
+    rows: int
+    first_day: dt.date
+    last_day: dt.date
+    inprocess: Timing
+    cli_s: list[float]
+    cli_command: list[str]
+
+
+@dataclass
+class Results:
+    """Everything measured in one run, in the order it was measured."""
+
+    config: BenchConfig
+    argv: list[str]
+    started: dt.datetime
+    emulator: dict[str, Any] = field(default_factory=dict)  # messages, generated_s, rss
+    mode1: list[Outcome] = field(default_factory=list)
+    budget: BudgetRun | None = None
+    interactions: BudgetRun | None = None
+    scaling: list[ScalingRun] = field(default_factory=list)
+    transforms: Timing | None = None
+    report: ReportRun | None = None
+
+
+# -- processes ----------------------------------------------------------------------------------------------
 
 
 class Emulator:
@@ -167,7 +272,7 @@ def start_emulator(config: BenchConfig) -> Iterator[Emulator]:
         if process.stdin:
             process.stdin.close()
         try:
-            process.wait(timeout=30)
+            process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
@@ -183,10 +288,10 @@ def tree_rss(process: psutil.Process) -> int:
 
 
 def measure(
-    command: list[str], *, emulator: Emulator, env: dict[str, str] | None = None, log: Path
+    command: list[str], *, log: Path, emulator: Emulator | None = None, env: dict[str, str] | None = None
 ) -> Measured:
-    """Run a contender to completion, sampling its process tree's RSS every 50 ms; fail on non-zero exit."""
-    before = emulator.stats()
+    """Run a process to completion, sampling its tree's RSS every 50 ms; fail on a non-zero exit."""
+    before = emulator.stats() if emulator else {"gets_total": 0, "served_429": 0}
     cpu_before = _children_cpu()
     started = time.perf_counter()
     with log.open("w") as stderr:
@@ -201,9 +306,9 @@ def measure(
         seconds = time.perf_counter() - started
         reader.join()
     if process.returncode != 0:
-        tail = "\n".join(reader.text.strip().splitlines()[-5:])
+        tail = "\n".join(log.read_text().strip().splitlines()[-8:])
         raise RuntimeError(f"{shlex.join(command)} exited with {process.returncode} (log {log}):\n{tail}")
-    after = emulator.stats()
+    after = emulator.stats() if emulator else before
     return Measured(
         command=command,
         seconds=seconds,
@@ -217,7 +322,7 @@ def measure(
 
 
 def _children_cpu() -> float:
-    """CPU seconds of every finished descendant (the running emulator is not one of them yet)."""
+    """CPU seconds of every finished descendant (a running emulator is not one of them yet)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
@@ -238,8 +343,8 @@ class _Drain(threading.Thread):
 class BudgetSampler(threading.Thread):
     """Samples the emulator's GET counter every quarter second while a contender runs under the limit.
 
-    The emulator's own busiest-second figure covers its whole life (mode 1 included), so mode 2 takes its
-    figures from these samples instead.
+    The emulator's own busiest-second figure covers its whole life (mode 1 included), so modes 2 and 3 take
+    their figures from these samples instead.
     """
 
     INTERVAL_S = 0.25
@@ -279,6 +384,58 @@ class BudgetSampler(threading.Thread):
         return max((b - a for a, b in zip(counts, counts[per_second:], strict=False)), default=0)
 
 
+# -- the Dagster event log of a bird-etl data directory ----------------------------------------------------
+
+
+def run_figures(data_dir: Path) -> RunFigures:
+    """Metadata of every asset materialization (summed per asset and label) and step durations, per step.
+
+    Read with sqlite3 rather than through Dagster, so the harness stays a plain script.
+    """
+    event_log = data_dir / "dagster" / "history" / "event_log.db"
+    if not event_log.exists():
+        return RunFigures()
+    with closing(sqlite3.connect(event_log)) as db:
+        events = db.execute(
+            "select dagster_event_type, step_key, event from event_logs"
+            " where dagster_event_type in ('ASSET_MATERIALIZATION', 'STEP_SUCCESS', 'PIPELINE_SUCCESS')"
+        ).fetchall()
+    metadata: dict[str, Counter[str]] = {}
+    step_s: Counter[str] = Counter()
+    runs = 0
+    for kind, step_key, event in events:
+        if kind == "PIPELINE_SUCCESS":
+            runs += 1
+            continue
+        parsed = orjson.loads(event)
+        if kind == "STEP_SUCCESS":
+            data = parsed["dagster_event"]["event_specific_data"]
+            step_s[step_key] += data["duration_ms"] / 1000
+            continue
+        sums = metadata.setdefault(step_key, Counter())
+        sums["materializations"] += 1
+        for entry in _metadata_entries(parsed):
+            value = entry.get("entry_data", {}).get("value")
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                sums[entry["label"]] += value
+    return RunFigures({asset: dict(sums) for asset, sums in metadata.items()}, dict(step_s), runs)
+
+
+def _metadata_entries(node: Any) -> Iterator[dict[str, Any]]:
+    """Every serialized metadata entry, wherever Dagster nests it in an event."""
+    if isinstance(node, dict):
+        if node.get("__class__") == "EventMetadataEntry":
+            yield node
+        for value in node.values():
+            yield from _metadata_entries(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _metadata_entries(value)
+
+
+# -- the contenders ---------------------------------------------------------------------------------------
+
+
 def run_floor(config: BenchConfig, emulator: Emulator, work: Path) -> Outcome:
     measured = measure(
         [
@@ -304,64 +461,59 @@ def run_floor(config: BenchConfig, emulator: Emulator, work: Path) -> Outcome:
     )
 
 
-def run_bird_etl(
-    config: BenchConfig, emulator: Emulator, work: Path, label: str = "unlimited", budget: float | None = None
-) -> Outcome:
-    """`bird-etl backfill` at its default request budget, or at `budget` GET/s."""
-    data_dir = work / f"bird-etl-{label}"
+def bird_etl(
+    config: BenchConfig,
+    emulator: Emulator,
+    data_dir: Path,
+    *,
+    only: str,
+    days: tuple[dt.date, dt.date],
+    budget: float,
+    log: Path,
+) -> tuple[Measured, RunFigures]:
+    """`bird-etl backfill --only ONLY` over `days` at a request budget of `budget` GET/s."""
     command = [
         str(Path(sys.executable).with_name("bird-etl")),
         f"--data-dir={data_dir}",
         "backfill",
-        f"--start={config.first_day}",
-        f"--end={config.last_day}",
+        f"--only={only}",
+        f"--start={days[0]}",
+        f"--end={days[1]}",
     ]
     if config.backfill_concurrency is not None:
         command.append(f"--concurrency={config.backfill_concurrency}")
-    env = {**emulator.env, ENV_RATE_LIMIT: "" if budget is None else f"{budget:g}"}
-    measured = measure(command, emulator=emulator, env=env, log=work / f"bird-etl-{label}.log")
+    if config.days_per_run is not None:
+        command.append(f"--days-per-run={config.days_per_run}")
+    env = {**emulator.env, ENV_RATE_LIMIT: f"{budget:g}"}
+    measured = measure(command, emulator=emulator, env=env, log=log)
+    return measured, run_figures(data_dir)
+
+
+def warehouse_messages(data_dir: Path) -> int:
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as connection:
         (loaded,) = connection.execute("select count(*) from messages").fetchone()
-    figures = interaction_figures(data_dir)
-    note = "" if not figures else f"includes {int(figures['messages_asked']):,} interaction GETs"
-    return Outcome("bird-etl backfill (lake + warehouse)", loaded, measured, note, figures)
+    return loaded
 
 
-INTERACTION_FIGURES = ("messages", "eligible_messages", "messages_asked", "requests", "requests_naive")
-
-
-def interaction_figures(data_dir: Path) -> dict[str, float]:
-    """Sums of the raw_interactions materializations' metadata, read from the run's Dagster event log.
-
-    Read with sqlite3 rather than through Dagster, so the harness stays a plain script; empty when the
-    pipeline materialized no raw_interactions.
-    """
-    event_log = data_dir / "dagster" / "history" / "event_log.db"
-    if not event_log.exists():
-        return {}
-    with closing(sqlite3.connect(event_log)) as db:
-        events = db.execute(
-            "select event from event_logs where dagster_event_type = 'ASSET_MATERIALIZATION'"
-            " and step_key = 'raw_interactions'"
-        ).fetchall()
-    totals = dict.fromkeys((*INTERACTION_FIGURES, "duration_s"), 0.0)
-    for (event,) in events:
-        for entry in _metadata_entries(orjson.loads(event)):
-            if entry.get("label") in totals:
-                totals[entry["label"]] += entry["entry_data"]["value"]
-    return totals if events else {}
-
-
-def _metadata_entries(node: Any) -> Iterator[dict[str, Any]]:
-    """Every serialized metadata entry, wherever Dagster nests it in an event."""
-    if isinstance(node, dict):
-        if node.get("__class__") == "EventMetadataEntry":
-            yield node
-        for value in node.values():
-            yield from _metadata_entries(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _metadata_entries(value)
+def run_bird_etl(config: BenchConfig, emulator: Emulator, work: Path) -> Outcome:
+    """Mode 1: messages only (what the floor and dlt fetch), the request budget lifted."""
+    data_dir = work / "bird-etl-unlimited"
+    measured, figures = bird_etl(
+        config,
+        emulator,
+        data_dir,
+        only="messages",
+        days=(config.first_day, config.last_day),
+        budget=config.unlimited_budget,
+        log=work / "bird-etl-unlimited.log",
+    )
+    note = (
+        f"--only messages, {ENV_RATE_LIMIT}={config.unlimited_budget:g};"
+        f" {figures.runs} Dagster runs (channels' included)"
+    )
+    return Outcome(
+        "bird-etl backfill (lake + warehouse)", warehouse_messages(data_dir), measured, note, figures
+    )
 
 
 def run_dlt(config: BenchConfig, emulator: Emulator, work: Path) -> Outcome:
@@ -391,233 +543,203 @@ def run_dlt(config: BenchConfig, emulator: Emulator, work: Path) -> Outcome:
     )
 
 
-@dataclass(frozen=True)
-class BudgetRun:
-    """Mode 2: bird-etl against the emulator's enforcement of Bird's GET limit."""
-
-    outcome: Outcome
-    days: int
-    active_s: float
-    busiest_second: int
-
-    @property
-    def accepted(self) -> int:
-        return self.outcome.measured.requests - self.outcome.measured.served_429
-
-    def share(self, seconds: float) -> float:
-        return self.accepted / (BIRD_RATE_LIMIT_PER_S * seconds) if seconds else 0.0
-
-
-def run_budget(config: BenchConfig, emulator: Emulator, work: Path) -> BudgetRun:
+def _under_limit(
+    config: BenchConfig, emulator: Emulator, work: Path, *, only: str, days: tuple[dt.date, dt.date]
+) -> BudgetRun:
+    """bird-etl in the rate-limited data directory, the emulator enforcing Bird's limit meanwhile."""
+    data_dir = work / "bird-etl-rate-limited"
     emulator.set_faults(rate_limit_per_s=BIRD_RATE_LIMIT_PER_S)
     sampler = BudgetSampler(emulator)
     try:
-        days = config.budget_days or config.days
-        outcome = run_bird_etl(
-            replace(config, days=days), emulator, work, "rate-limited", budget=config.budget_rate
+        measured, figures = bird_etl(
+            config,
+            emulator,
+            data_dir,
+            only=only,
+            days=days,
+            budget=config.budget_rate,
+            log=work / f"bird-etl-rate-limited-{only}.log",
         )
     finally:
         sampler.stop()
         emulator.set_faults(rate_limit_per_s=None)
-    return BudgetRun(outcome, days, sampler.active_seconds(), sampler.busiest_second())
-
-
-# -- the report ---------------------------------------------------------------------------------------------
-
-
-def machine() -> dict[str, str]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor() or "unknown",
-    )
-    packages = ("dagster", "polars", "duckdb", "pyarrow", "httpx", "orjson", "uvicorn", "dlt")
-    return {
-        "cpu": cpu,
-        "cores": f"{os.cpu_count()} logical",
-        "memory": f"{psutil.virtual_memory().total / 2**30:.1f} GiB",
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "packages": ", ".join(f"{name} {version(name)}" for name in packages),
-    }
-
-
-def _mib(n: int) -> str:
-    return f"{n / MIB:,.0f}"
-
-
-def _row(outcome: Outcome) -> str:
-    m = outcome.measured
-    cells = [outcome.name, f"{outcome.messages:,}", f"{m.seconds:.1f}", f"{outcome.rate:,.0f}"]
-    cells += [
-        f"{m.cpu_seconds:.1f}",
-        _mib(m.peak_rss),
-        f"{m.requests:,}",
-        f"{m.load_average:.1f}",
-        outcome.note,
-    ]
-    return "| " + " | ".join(cells) + " |"
-
-
-def interaction_lines(mode1: list[Outcome], budget: BudgetRun | None) -> list[str]:
-    """Requests of the raw_interactions step in each bird-etl run, and what the eligibility policy saved."""
-    runs = [(o, "mode 1 (no limit)") for o in mode1 if o.interactions]
-    if budget and budget.outcome.interactions:
-        runs.append((budget.outcome, f"mode 2 ({BIRD_RATE_LIMIT_PER_S} GET/s enforced)"))
-    if not runs:
-        return ["Not measured: no raw_interactions materialization was found in the bird-etl runs."]
-    lines = [
-        "From the metadata of every `raw_interactions` materialization of the run (summed over days).",
-        "",
-        "| run | messages | eligible | asked (GETs) | naive GETs (one per message) | saved by the policy"
-        " | GETs/s while fetching interactions |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for outcome, label in runs:
-        f = outcome.interactions
-        saved = 1 - f["requests"] / f["requests_naive"] if f["requests_naive"] else 0.0
-        cells = [label, f"{f['messages']:,.0f}", f"{f['eligible_messages']:,.0f}"]
-        cells += [f"{f['messages_asked']:,.0f}", f"{f['requests_naive']:,.0f}", f"{saved:.0%}"]
-        cells.append(f"{f['requests'] / f['duration_s']:.1f}" if f["duration_s"] else "-")
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "- GETs/s while fetching = the step's requests / the step's own duration, summed over days; with two"
-        " days in flight at once the budget is shared, so the per-step rate understates the combined one.",
-    ]
-    return lines
-
-
-def report(
-    config: BenchConfig,
-    emulator: Emulator,
-    started: dt.datetime,
-    argv: list[str],
-    mode1: list[Outcome],
-    budget: BudgetRun | None,
-) -> str:
-    lines = [
-        "# bird-etl benchmark results",
-        "",
-        f"Written by `python -m bench.run {' '.join(argv)}` at {started:%Y-%m-%d %H:%M} UTC. Every figure"
-        " below was measured in that one run; nothing here is a target or an estimate.",
-        "",
-        "## Machine",
-        "",
-        *(f"- {key}: {value}" for key, value in machine().items()),
-        "",
-        "## Setup",
-        "",
-        f"- Emulator (own process, uvicorn, clock pinned): {emulator.messages:,} messages over {config.days}"
-        f" UTC days {config.first_day} .. {config.last_day}, generated in {emulator.generated_s:.0f} s (not"
-        f" timed), {config.latency_ms:g} ms added to every API GET; emulator RSS {_mib(emulator.rss)} MiB.",
-        "- Each contender runs as its own process; wall time is its whole process, start to exit (imports"
-        " and Dagster start-up included); peak RSS is the sum over its process tree, sampled every 50 ms;"
-        ' CPU s is the user + system time of that tree. "Load after" is the machine\'s 1-minute load'
-        " average when it finished: the machine is shared, and a load above the core count slows every"
-        " figure here, which CPU s shows less than wall time.",
-        "- Messages are counted at the destination: rows in the warehouse's `messages` table (bird-etl),"
-        " in dlt's `messages` table (dlt), messages parsed (floor). Requests: GETs the emulator served.",
-        "",
-        "## Mode 1: throughput, no rate limit",
-        "",
-        "| contender | messages | wall s | messages/s | CPU s | peak RSS MiB | requests | load after"
-        " | notes |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
-        *(_row(outcome) for outcome in mode1),
-        "",
-    ]
-    by_name = {outcome.name.split()[0]: outcome for outcome in mode1}
-    bird = by_name["bird-etl"]
-    lines.append(f"- bird-etl / floor: **{bird.rate / by_name['floor'].rate:.2f}x** (messages/s)")
-    if "dlt" in by_name:
-        lines.append(f"- bird-etl / dlt: **{bird.rate / by_name['dlt'].rate:.2f}x** (messages/s)")
+    if only == "messages":
+        delivered = warehouse_messages(data_dir)
     else:
-        lines.append("- bird-etl / dlt: not measured (run with dlt skipped)")
-    per_1k = ", ".join(
-        f"{o.name.split()[0]} {1000 * o.measured.cpu_seconds / o.messages:.1f} ms"
-        for o in mode1
-        if o.messages
+        delivered = int(figures.metadata.get("raw_interactions", {}).get("messages", 0))
+    outcome = Outcome(f"bird-etl backfill --only {only}", delivered, measured, figures=figures)
+    return BudgetRun(outcome, *days, sampler.active_seconds(), sampler.busiest_second())
+
+
+def run_budget(config: BenchConfig, emulator: Emulator, work: Path) -> BudgetRun:
+    """Mode 2: messages under Bird's 50 GET/s."""
+    return _under_limit(
+        config, emulator, work, only="messages", days=config.last_days(config.budget_days or config.days)
     )
-    lines.append(f"- CPU per 1,000 messages: {per_1k}.")
-    complete = all(outcome.messages == emulator.messages for outcome in mode1)
-    lines += [
-        f"- Every contender delivered all {emulator.messages:,} messages: {'yes' if complete else 'NO'}.",
-        "- bird-etl runs at its default request budget of 40 GET/s (`BIRD_RATE_LIMIT_PER_S` unset), so at"
-        " 1,000 messages a page its ceiling is 40,000 messages/s whatever the emulator allows; the floor and"
-        " dlt have no budget. `bird-etl backfill` also fetches interactions (one GET per eligible message),"
-        " which the floor and dlt do not: compare the requests column.",
-        "",
-        f"## Mode 2: the emulator enforcing Bird's {BIRD_RATE_LIMIT_PER_S} GET/s",
-        "",
+
+
+def run_interactions(config: BenchConfig, emulator: Emulator, work: Path) -> BudgetRun:
+    """Mode 3: the interactions of the last days mode 2 landed, under Bird's 50 GET/s."""
+    budget_first, _ = config.last_days(config.budget_days or config.days)
+    first, last = config.last_days(config.interaction_days)
+    return _under_limit(config, emulator, work, only="interactions", days=(max(first, budget_first), last))
+
+
+def run_scaling(config: BenchConfig, work: Path, messages: int) -> ScalingRun:
+    """One day holding about `messages` messages, on its own emulator, into a new data directory."""
+    day_config = replace(config, messages=messages, days=1)
+    with start_emulator(day_config) as emulator:
+        data_dir = work / f"bird-etl-one-day-{messages}"
+        measured, figures = bird_etl(
+            day_config,
+            emulator,
+            data_dir,
+            only="messages",
+            days=(day_config.first_day, day_config.last_day),
+            budget=config.unlimited_budget,
+            log=work / f"bird-etl-one-day-{messages}.log",
+        )
+        outcome = Outcome(f"one day of {messages:,}", warehouse_messages(data_dir), measured, figures=figures)
+        return ScalingRun(outcome, emulator.messages, emulator.generated_s, emulator.rss)
+
+
+def run_transforms(config: BenchConfig, work: Path, data_dir: Path) -> Timing:
+    measured = measure(
+        [
+            sys.executable,
+            "-m",
+            "bench.inprocess",
+            "transforms",
+            f"--data-dir={data_dir}",
+            f"--repeat={config.repeat}",
+        ],
+        log=work / "transforms.log",
+    )
+    return Timing(measured.json_line(), measured)
+
+
+def run_report(config: BenchConfig, work: Path) -> ReportRun:
+    """Generate `report_rows` messages into a new warehouse, then time the report over all of them."""
+    data_dir = work / "report-warehouse"
+    generated = measure(
+        [
+            sys.executable,
+            "-m",
+            "bench.synth",
+            f"--data-dir={data_dir}",
+            f"--rows={config.report_rows}",
+            f"--days={config.days}",
+            f"--end={config.end}",
+        ],
+        log=work / "synth.log",
+    )
+    # The report window is the second half of the days; its baseline (the previous window of the same
+    # width) is the first half, so the report reads every generated row.
+    width = max(1, config.days // 2)
+    first, last = config.last_days(width)
+    inprocess = measure(
+        [
+            sys.executable,
+            "-m",
+            "bench.inprocess",
+            "report",
+            f"--data-dir={data_dir}",
+            f"--start={first}",
+            f"--end={last}",
+            f"--repeat={config.repeat}",
+        ],
+        log=work / "report-inprocess.log",
+    )
+    command = [
+        str(Path(sys.executable).with_name("bird-etl")),
+        f"--data-dir={data_dir}",
+        "report",
+        f"--start={first}",
+        f"--end={last}",
+        "--format=json",
+        f"--output={work / 'report.json'}",
     ]
-    if budget is None:
-        lines += ["Not run (`--no-rate-limit`).", ""]
-    else:
-        m = budget.outcome.measured
-        lines += [
-            f"`bird-etl backfill` over the last {budget.days} of the {config.days} days, new data directory.",
-            "",
-            "| messages | wall s | messages/s | peak RSS MiB | GETs | 429s caused | budget used over wall"
-            " | budget used while requesting | busiest second (sampled) |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-            "| "
-            + " | ".join(
-                [
-                    f"{budget.outcome.messages:,}",
-                    f"{m.seconds:.1f}",
-                    f"{budget.outcome.rate:,.0f}",
-                    _mib(m.peak_rss),
-                    f"{m.requests:,}",
-                    f"{m.served_429:,}",
-                    f"{budget.share(m.seconds):.0%}",
-                    f"{budget.share(budget.active_s):.0%} ({budget.active_s:.1f} s)",
-                    f"{budget.busiest_second} GETs",
-                ]
+    cli_s = [measure(command, log=work / "report-cli.log").seconds for _ in range(1 + config.repeat)][1:]
+    return ReportRun(
+        generated,
+        generated.json_line()["rows"],
+        first,
+        last,
+        Timing(inprocess.json_line(), inprocess),
+        cli_s,
+        command,
+    )
+
+
+# -- the run -----------------------------------------------------------------------------------------------
+
+
+def _say(text: str) -> None:
+    print(f"[{dt.datetime.now():%H:%M:%S}] {text}", flush=True)
+
+
+def _outcome_line(outcome: Outcome) -> str:
+    return (
+        f"{outcome.name}: {outcome.messages:,} messages in {outcome.measured.seconds:.1f} s"
+        f" = {outcome.rate:,.0f}/s, peak RSS {outcome.measured.peak_rss / 2**20:,.0f} MiB"
+    )
+
+
+def run_all(config: BenchConfig, work: Path, results: Results) -> None:
+    _say(f"generating {config.messages:,} messages over {config.days} days ...")
+    with start_emulator(config) as emulator:
+        results.emulator = {
+            "messages": emulator.messages,
+            "generated_s": emulator.generated_s,
+            "rss": emulator.rss,
+        }
+        _say(f"emulator ready on {emulator.base_url} ({emulator.messages:,} messages)")
+        for contender in (run_floor, run_bird_etl, *([run_dlt] if config.dlt else [])):
+            outcome = contender(config, emulator, work)
+            _say(_outcome_line(outcome))
+            results.mode1.append(outcome)
+        if config.rate_limited:
+            results.budget = run_budget(config, emulator, work)
+            _say("mode 2: " + _outcome_line(results.budget.outcome))
+            results.interactions = run_interactions(config, emulator, work)
+            _say(
+                f"mode 3: {results.interactions.accepted:,} interaction GETs"
+                f" in {results.interactions.active_s:.1f} s"
             )
-            + " |",
-            "",
-            '- Budget used = accepted GETs / (50 x seconds). "While requesting" spans the first to the last'
-            ' GET (sampled every 0.25 s); "wall" adds start-up, the last warehouse load and exit.',
-            f"- bird-etl's budget set to {config.budget_rate:g} GET/s (`{ENV_RATE_LIMIT}`) for this mode.",
-            "",
-        ]
-    lines += [
-        "## Mode 3: interactions",
-        "",
-        *interaction_lines(mode1, budget),
-        "",
-        "## Commands",
-        "",
-        "```",
-        *(_portable(outcome.measured.command) for outcome in mode1),
-        *([_portable(budget.outcome.measured.command)] if budget else []),
-        "```",
-        "",
-        "(`BIRD_API_URL`, `BIRD_ACCESS_KEY`, `BIRD_WORKSPACE_ID` point bird-etl at the emulator.)",
-        "",
-        "Profiles of the hot paths, measured separately: `bench/PROFILE.md`.",
-        "",
-    ]
-    return "\n".join(lines)
+    for messages in config.scaling:
+        _say(f"scaling: generating one day of {messages:,} messages ...")
+        scaled = run_scaling(config, work, messages)
+        _say("scaling: " + _outcome_line(scaled.outcome))
+        results.scaling.append(scaled)
+    results.transforms = run_transforms(config, work, work / "bird-etl-unlimited")
+    _say(f"transforms: {results.transforms.figures['total']['median_s']:.2f} s (median, warm)")
+    if config.report_rows:
+        _say(f"report: generating {config.report_rows:,} messages into a warehouse ...")
+        results.report = run_report(config, work)
+        _say(
+            f"report: {results.report.inprocess.figures['total']['median_s']:.2f} s in-process (median, warm)"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="2k messages over 2 days at 10 ms (CI)")
-    parser.add_argument("--messages", type=int)
-    parser.add_argument("--days", type=int)
+    parser.add_argument("--quick", action="store_true", help="every section, tiny (CI, under 2 minutes)")
+    parser.add_argument("--messages", type=int, help="mode 1 and 2 dataset (default 1,000,000)")
+    parser.add_argument("--days", type=int, help="over this many UTC days (default 30)")
     parser.add_argument("--end", type=dt.date.fromisoformat, help="exclusive UTC date (default today)")
-    parser.add_argument("--latency-ms", type=float)
+    parser.add_argument("--latency-ms", type=float, help="added to every API GET (default 50)")
     parser.add_argument("--floor-concurrency", type=int)
     parser.add_argument("--dlt-resources", type=int)
     parser.add_argument("--backfill-concurrency", type=int, help="bird-etl backfill --concurrency")
-    parser.add_argument("--budget-days", type=int, help="mode 2 over the last N days only")
+    parser.add_argument("--days-per-run", type=int, help="bird-etl backfill --days-per-run")
+    parser.add_argument("--unlimited-budget", type=float, help=f"bird-etl's {ENV_RATE_LIMIT} in mode 1")
+    parser.add_argument("--budget-days", type=int, help="mode 2 over the last N days only (default all)")
+    parser.add_argument("--interaction-days", type=int, help="mode 3 over the last N days (default 1)")
+    parser.add_argument("--scaling", type=_sizes, help="messages in one day, e.g. 100000,1000000,5000000")
+    parser.add_argument("--report-rows", type=int, help="messages generated for the report (0 skips)")
+    parser.add_argument("--repeat", type=int, help="timed repetitions of the warm measurements")
     parser.add_argument("--no-dlt", dest="dlt", action="store_false", default=None)
     parser.add_argument("--no-rate-limit", dest="rate_limited", action="store_false", default=None)
     parser.add_argument("--work-dir", type=Path, help="where data goes (default: a temporary directory)")
@@ -628,35 +750,18 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     options = {k: v for k, v in vars(args).items() if k in BenchConfig.__dataclass_fields__ and v is not None}
     config = BenchConfig(**{**(QUICK if args.quick else {}), **options})
-    started = dt.datetime.now(dt.UTC)
+    results = Results(config, argv, dt.datetime.now(dt.UTC))
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bird-bench-") as scratch:
         work = args.work_dir or Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
         output = args.output or (work / "RESULTS.md" if args.quick else RESULTS)
-        print(f"generating {config.messages:,} messages over {config.days} days ...", flush=True)
-        with start_emulator(config) as emulator:
-            print(f"emulator ready on {emulator.base_url} ({emulator.messages:,} messages)", flush=True)
-            mode1 = []
-            for run in (run_floor, run_bird_etl, *([run_dlt] if config.dlt else [])):
-                outcome = run(config, emulator, work)
-                print(
-                    f"{outcome.name}: {outcome.messages:,} messages in {outcome.measured.seconds:.1f} s"
-                    f" = {outcome.rate:,.0f}/s, peak RSS {_mib(outcome.measured.peak_rss)} MiB",
-                    flush=True,
-                )
-                mode1.append(outcome)
-            budget = run_budget(config, emulator, work) if config.rate_limited else None
-            text = report(config, emulator, started, argv, mode1, budget)
+        run_all(config, work, results)
+        text = render(results)
         output.write_text(text)
         print(text)
-        print(f"written to {output}")
+        _say(f"written to {output}; the whole run took {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":
     main()
-
-
-def _portable(command: list[str]) -> str:
-    """A command as the reader would type it: paths inside the checkout made relative to it."""
-    root = str(Path.cwd()) + "/"
-    return shlex.join(part.replace(root, "") for part in command)
