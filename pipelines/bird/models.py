@@ -213,8 +213,7 @@ class RejectedRecord(msgspec.Struct, frozen=True):
 class MessagePage(msgspec.Struct, frozen=True):
     """One page of a message list: typed keys, each message's JSON as served, the next page's cursor.
 
-    Each key is a `MessageRecord` (keys and parsed fields) when the message's fields parse, else a plain
-    `MessageKey`. Items that cannot be keyed are set aside in `rejected` with the reason, never dropped and
+    Items that cannot be keyed are set aside in `rejected` with the reason, never dropped and
     never fatal: one bad record must not stop the archive. New enum values are not rejected (status etc. are
     open strings).
     """
@@ -237,8 +236,8 @@ class _RawResults(_Model):
     next_page_token: str | None = None
 
 
-class _RecordResults(_Model):
-    results: list[MessageRecord] = msgspec.field(default_factory=list)
+class _KeyResults(_Model):
+    results: list[MessageKey] = msgspec.field(default_factory=list)
 
 
 class ChannelPage(_Model):
@@ -255,7 +254,7 @@ class _MetricsResults(msgspec.Struct):
 _RAW_RESULTS = msgspec.json.Decoder(_RawResults)
 _MESSAGE_KEY = msgspec.json.Decoder(MessageKey)
 _MESSAGE_RECORD = msgspec.json.Decoder(MessageRecord)
-_RECORD_RESULTS = msgspec.json.Decoder(_RecordResults)
+_KEY_RESULTS = msgspec.json.Decoder(_KeyResults)
 _MESSAGE = msgspec.json.Decoder(Message)
 _INTERACTION = msgspec.json.Decoder(Interaction)
 _CHANNEL_PAGE = msgspec.json.Decoder(ChannelPage)
@@ -268,19 +267,22 @@ def _token(value: str | None) -> str | None:
 
 
 def decode_message_page(body: bytes) -> MessagePage:
-    """Records and raw JSON of a page in two C-speed passes; item by item only when an item does not parse."""
+    """Keys and raw JSON of a page in two C-speed passes; item by item only when an item cannot be keyed.
+
+    The other fields the warehouse needs are parsed later, a spool file at a time, by Arrow's JSON reader
+    (pipelines/ingest/fetch.py `parsed_from_json`): in C, without a Python object per field."""
     envelope = _RAW_RESULTS.decode(body)
     raw = [bytes(item) for item in envelope.results]
     token = _token(envelope.next_page_token)
     try:
-        return MessagePage(keys=_RECORD_RESULTS.decode(body).results, raw=raw, next_page_token=token)
+        return MessagePage(keys=_KEY_RESULTS.decode(body).results, raw=raw, next_page_token=token)
     except msgspec.ValidationError:
         pass
     keys: list[MessageKey] = []
     usable, rejected = [], []
     for data in raw:
         try:
-            keys.append(decode_message_record(data))
+            keys.append(_MESSAGE_KEY.decode(data))
             usable.append(data)
         except (
             msgspec.DecodeError
