@@ -255,10 +255,13 @@ def emulator(
 def ui(port: int, use_emulator: bool | None) -> None:
     """Serve the Dagster UI on this data directory (schedules on, runs launchable)."""
     from pipelines.backfill import use_instance
+    from pipelines.partitions import register_workspaces
 
     use_emulator = (ENV_API_URL not in os.environ) if use_emulator is None else use_emulator
-    use_instance(data_dir_from_env())
+    instance = use_instance(data_dir_from_env())
     with _bird_api(use_emulator):
+        # The UI's partitions show the configured workspaces at once (the sensor would add them shortly).
+        register_workspaces(instance, [w.workspace_id for w in workspaces_from_env()])
         console.print(f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C to stop)")
         command = [
             sys.executable,

@@ -33,7 +33,14 @@ from pipelines.ingest.land import RAW_MESSAGES
 from pipelines.ingest.windows import Window
 from pipelines.lake import Lake
 from pipelines.loading import flattened_partition
-from pipelines.partitions import ARCHIVE, archive_key, batches, days_by_workspace, register_workspaces
+from pipelines.partitions import (
+    ARCHIVE,
+    WORKSPACES,
+    archive_key,
+    batches,
+    days_by_workspace,
+    register_workspaces,
+)
 from pipelines.resources import Archive, BirdApi
 from pipelines.settlement import (
     PartitionState,
@@ -320,6 +327,20 @@ def run_requests(plan: RefreshPlan, as_of: dt.datetime, workspace_id: str) -> li
     ]
 
 
+@dg.sensor(
+    name="register_workspaces",
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Add the workspaces of the environment (BIRD_WORKSPACES) to the workspace partitions.",
+)
+def register_workspaces_sensor(context: dg.SensorEvaluationContext, bird: BirdApi) -> dg.SensorResult:
+    """A workspace added to the configuration gets its partitions (and so its backfills in the UI) within
+    minutes, without a redeploy: the workspace dimension is dynamic."""
+    known = set(context.instance.get_dynamic_partitions(WORKSPACES.name or ""))
+    new = sorted({w.workspace_id for w in bird.workspaces()} - known)
+    return dg.SensorResult(dynamic_partitions_requests=[WORKSPACES.build_add_request(new)] if new else [])
+
+
 def build_keep_current_schedule(daily_at: str = DEFAULT_DAILY_AT) -> dg.ScheduleDefinition:
     """The daily schedule at `daily_at` (UTC, "HH:MM"); on by default."""
     hour, minute = _time_of_day(daily_at)
@@ -397,5 +418,5 @@ CURRENT_ASSETS: Final = [raw_interactions, interactions]
 CURRENT_CHECKS: Final = [matches_bird_channel_metrics, *FRESHNESS_CHECKS]
 CURRENT_JOBS: Final = [keep_current_job]
 CURRENT_SCHEDULES: Final = [keep_current_schedule]
-CURRENT_SENSORS: Final = [freshness_sensor]
+CURRENT_SENSORS: Final = [freshness_sensor, register_workspaces_sensor]
 CURRENT_RESOURCES: Final = {"settlement": Settlement()}

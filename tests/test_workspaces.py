@@ -2,13 +2,15 @@
 
 import datetime as dt
 
+import dagster as dg
 import pytest
 
 from pipelines.backfill import MAX_DAYS_PER_RUN, plan_runs
 from pipelines.bird.errors import ConfigError
 from pipelines.bird.settings import workspaces_from_env
-from pipelines.partitions import archive_key, days_by_workspace
-from pipelines.resources import request_budget_from_env
+from pipelines.current_assets import register_workspaces_sensor
+from pipelines.partitions import WORKSPACES, archive_key, days_by_workspace, register_workspaces
+from pipelines.resources import BirdApi, request_budget_from_env
 
 EU, US = "c1dc7efa-34ae-49b6-bb61-eccf360f1ee9", "0b9f7e35-1d4f-4c9e-9f0e-3f1d2c3b4a59"
 DAY = dt.date(2026, 1, 12)
@@ -82,3 +84,20 @@ def test_runs_keep_the_workers_busy_and_never_span_a_gap() -> None:
 def test_partition_keys_round_trip_per_workspace() -> None:
     keys = [str(archive_key(ws, day)) for ws in (US, EU) for day in reversed(_days(3))]
     assert days_by_workspace(keys) == {EU: _days(3), US: _days(3)}
+
+
+def test_the_sensor_adds_configured_workspaces_to_the_partitions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BIRD_WORKSPACES", f"eu={EU},us={US}")
+    monkeypatch.setenv("BIRD_ACCESS_KEY_EU", "key-eu")
+    monkeypatch.setenv("BIRD_ACCESS_KEY_US", "key-us")
+    with dg.instance_for_test() as instance:
+        register_workspaces(instance, [EU])
+        context = dg.build_sensor_context(instance=instance, resources={"bird": BirdApi()})
+        result = register_workspaces_sensor(context)
+        (request,) = result.dynamic_partitions_requests
+        assert (request.partitions_def_name, list(request.partition_keys)) == (WORKSPACES.name, [US])
+        register_workspaces(instance, [US])
+        again = register_workspaces_sensor(
+            dg.build_sensor_context(instance=instance, resources={"bird": BirdApi()})
+        )
+        assert not again.dynamic_partitions_requests
