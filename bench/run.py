@@ -436,17 +436,24 @@ def _metadata_entries(node: Any) -> Iterator[dict[str, Any]]:
 # -- the contenders ---------------------------------------------------------------------------------------
 
 
+def _api_and_days(config: BenchConfig, emulator: Emulator) -> list[str]:
+    """The arguments the floor and the dlt baseline share: where the API is, as whom, and which days."""
+    return [
+        f"--url={emulator.base_url}",
+        f"--access-key={emulator.access_key}",
+        f"--workspace-id={emulator.workspace_id}",
+        f"--start={config.first_day}",
+        f"--end={config.last_day}",
+    ]
+
+
 def run_floor(config: BenchConfig, emulator: Emulator, work: Path) -> Outcome:
     measured = measure(
         [
             sys.executable,
             "-m",
             "bench.floor",
-            f"--url={emulator.base_url}",
-            f"--access-key={emulator.access_key}",
-            f"--workspace-id={emulator.workspace_id}",
-            f"--start={config.first_day}",
-            f"--end={config.last_day}",
+            *_api_and_days(config, emulator),
             f"--parts={config.floor_parts}",
             f"--concurrency={config.floor_concurrency}",
         ],
@@ -522,11 +529,7 @@ def run_dlt(config: BenchConfig, emulator: Emulator, work: Path) -> Outcome:
             sys.executable,
             "-m",
             "bench.dlt_baseline",
-            f"--url={emulator.base_url}",
-            f"--access-key={emulator.access_key}",
-            f"--workspace-id={emulator.workspace_id}",
-            f"--start={config.first_day}",
-            f"--end={config.last_day}",
+            *_api_and_days(config, emulator),
             f"--resources={config.dlt_resources}",
             f"--work-dir={work / 'dlt'}",
         ],

@@ -13,15 +13,14 @@ import dagster as dg
 import polars as pl
 
 from pipelines.ingest.channels import CHANNELS, channels_frame, select_channel_ids
-from pipelines.ingest.land import RAW_MESSAGES, REJECTED_RECORDS, LandedPartition, land_messages
+from pipelines.ingest.land import RAW_MESSAGES, LandedPartition, land_messages
 from pipelines.ingest.windows import Window
-from pipelines.lake import Lake
-from pipelines.loading import flattened_partition
-from pipelines.partitions import ARCHIVE, batches, days_by_workspace
+from pipelines.loading import load_days
+from pipelines.partitions import ARCHIVE, days_by_workspace
 from pipelines.progress import MESSAGES_LANDED
 from pipelines.resources import Archive, BirdApi
 from transforms.quality import CheckOutcome, raw_partition_checks
-from warehouse.store import PartitionLoad
+from warehouse.store import LoadResult
 
 RAW_MESSAGE_CHECKS = [
     dg.AssetCheckSpec(
@@ -37,9 +36,6 @@ RAW_MESSAGE_CHECKS = [
 # A backfill run covers many days of a workspace (Dagster's single-run backfills): one process, one client
 # and one request budget for all of them, instead of a run's fixed cost per day.
 ONE_RUN_PER_BACKFILL: Final = dg.BackfillPolicy.single_run()
-# Days flattened and loaded in one warehouse transaction (and one published snapshot): bounds the memory a
-# long backfill run holds while sparing a snapshot copy per day.
-LOAD_BATCH_DAYS: Final = 7
 
 
 @dg.asset(key=CHANNELS, group_name="ingestion", kinds={"parquet", "duckdb"})
@@ -185,30 +181,18 @@ def _landing_metadata(landed: list[LandedPartition]) -> dict[str, object]:
 )
 def messages(context: dg.AssetExecutionContext, archive: Archive) -> dg.MaterializeResult:
     """One row per message id (latest updated_at) in the DuckDB warehouse, plus its days' delivery marts."""
-    results = []
-    for workspace_id, days in days_by_workspace(context.partition_keys).items():
-        for batch in batches(days, LOAD_BATCH_DAYS):
-            loads = [_message_load(archive.lake, workspace_id, day) for day in batch]
-            results += archive.warehouse.load_partitions("messages", loads)
-    return dg.MaterializeResult(
-        metadata={
-            "rows": sum(result.n_rows for result in results),
-            "rows_replaced": sum(result.n_replaced for result in results),
-            "mart_days_recomputed": len({day for result in results for day in result.days}),
-            "partitions": len(results),
-            "warehouse": dg.MetadataValue.path(str(archive.warehouse.path)),
-        }
+    results = load_days(
+        archive.lake, archive.warehouse, RAW_MESSAGES, days_by_workspace(context.partition_keys)
     )
+    return dg.MaterializeResult(metadata=load_metadata(results, archive))
 
 
-def _message_load(lake: Lake, workspace_id: str, day: dt.date) -> PartitionLoad:
-    """A landed day as the warehouse loads it: flattened messages and the day's quarantine."""
-    window = Window.day(day)
-    rejected = lake.scan_partition(REJECTED_RECORDS, workspace_id, day)
-    return PartitionLoad(
-        workspace_id=workspace_id,
-        start=window.start,
-        end=window.end,
-        rows=flattened_partition(lake, RAW_MESSAGES, workspace_id, day),
-        rejected=rejected.collect() if rejected is not None else None,
-    )
+def load_metadata(results: list[LoadResult], archive: Archive) -> dict[str, object]:
+    """What a warehouse step reports: rows written and replaced, mart days recomputed, partitions."""
+    return {
+        "rows": sum(result.n_rows for result in results),
+        "rows_replaced": sum(result.n_replaced for result in results),
+        "mart_days_recomputed": len({day for result in results for day in result.days}),
+        "partitions": len(results),
+        "warehouse": dg.MetadataValue.path(str(archive.warehouse.path)),
+    }

@@ -90,7 +90,6 @@ def use_instance(data_dir: Path) -> dg.DagsterInstance:
 
 def missing_days(instance: dg.DagsterInstance, workspace_id: str, days: Sequence[dt.date]) -> list[dt.date]:
     """The days whose raw_messages partition of the workspace was never materialized."""
-    register_workspaces(instance, [workspace_id])
     done = instance.get_materialized_partitions(dg.AssetKey(RAW_MESSAGES))
     return [day for day in days if str(archive_key(workspace_id, day)) not in done]
 

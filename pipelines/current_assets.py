@@ -20,7 +20,7 @@ from typing import Final
 import dagster as dg
 import polars as pl
 
-from pipelines.assets import LOAD_BATCH_DAYS, ONE_RUN_PER_BACKFILL, messages, raw_messages
+from pipelines.assets import ONE_RUN_PER_BACKFILL, load_metadata, messages, raw_messages
 from pipelines.ingest.channels import CHANNELS, scan_channels
 from pipelines.ingest.interactions import (
     RAW_INTERACTIONS,
@@ -32,14 +32,14 @@ from pipelines.ingest.interactions import (
 from pipelines.ingest.land import RAW_MESSAGES
 from pipelines.ingest.windows import Window
 from pipelines.lake import Lake
-from pipelines.loading import flattened_partition
+from pipelines.loading import load_days
 from pipelines.partitions import (
     ARCHIVE,
     WORKSPACES,
     archive_key,
-    batches,
     days_by_workspace,
     register_workspaces,
+    unregistered_workspaces,
 )
 from pipelines.resources import Archive, BirdApi
 from pipelines.settlement import (
@@ -51,7 +51,6 @@ from pipelines.settlement import (
     plan_refresh,
 )
 from transforms.quality import channel_count_differences, reconciliation_outcome
-from warehouse.store import PartitionLoad
 
 # The "as of" of a scheduled run (its scheduled time, ISO 8601): when its assets looked at Bird.
 AS_OF_TAG: Final = "bird-etl/as-of"
@@ -163,28 +162,10 @@ def raw_interactions(
 )
 def interactions(context: dg.AssetExecutionContext, archive: Archive) -> dg.MaterializeResult:
     """One row per interaction id of the day's messages in the DuckDB warehouse, plus interaction_daily."""
-    results = []
-    for workspace_id, days in days_by_workspace(context.partition_keys).items():
-        for batch in batches(days, LOAD_BATCH_DAYS):
-            loads = [
-                PartitionLoad(
-                    workspace_id=workspace_id,
-                    start=Window.day(day).start,
-                    end=Window.day(day).end,
-                    rows=flattened_partition(archive.lake, RAW_INTERACTIONS, workspace_id, day),
-                )
-                for day in batch
-            ]
-            results += archive.warehouse.load_partitions("interactions", loads)
-    return dg.MaterializeResult(
-        metadata={
-            "rows": sum(result.n_rows for result in results),
-            "rows_replaced": sum(result.n_replaced for result in results),
-            "mart_days_recomputed": len({day for result in results for day in result.days}),
-            "partitions": len(results),
-            "warehouse": dg.MetadataValue.path(str(archive.warehouse.path)),
-        }
+    results = load_days(
+        archive.lake, archive.warehouse, RAW_INTERACTIONS, days_by_workspace(context.partition_keys)
     )
+    return dg.MaterializeResult(metadata=load_metadata(results, archive))
 
 
 # -- reconciliation -----------------------------------------------------------------------------------------
@@ -336,8 +317,7 @@ def run_requests(plan: RefreshPlan, as_of: dt.datetime, workspace_id: str) -> li
 def register_workspaces_sensor(context: dg.SensorEvaluationContext, bird: BirdApi) -> dg.SensorResult:
     """A workspace added to the configuration gets its partitions (and so its backfills in the UI) within
     minutes, without a redeploy: the workspace dimension is dynamic."""
-    known = set(context.instance.get_dynamic_partitions(WORKSPACES.name or ""))
-    new = sorted({w.workspace_id for w in bird.workspaces()} - known)
+    new = unregistered_workspaces(context.instance, (w.workspace_id for w in bird.workspaces()))
     return dg.SensorResult(dynamic_partitions_requests=[WORKSPACES.build_add_request(new)] if new else [])
 
 

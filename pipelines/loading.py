@@ -8,21 +8,31 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
+from typing import Final, Literal
 
 import polars as pl
 
 from pipelines.ingest.channels import scan_channels
 from pipelines.ingest.interactions import RAW_INTERACTIONS
-from pipelines.ingest.land import RAW_MESSAGES, unparsed_rows
+from pipelines.ingest.land import RAW_MESSAGES, REJECTED_RECORDS, unparsed_rows
 from pipelines.ingest.windows import Window
 from pipelines.lake import Lake
+from pipelines.partitions import batches
 from transforms.interactions import flatten_interactions
 from transforms.messages import flatten_messages
+from warehouse.store import LoadResult, PartitionLoad, Warehouse
 
 _FLATTEN: dict[str, Callable[[pl.LazyFrame, pl.LazyFrame], pl.LazyFrame]] = {
     RAW_MESSAGES: flatten_messages,
     RAW_INTERACTIONS: flatten_interactions,
 }
+_RELATION: dict[str, Literal["messages", "interactions"]] = {
+    RAW_MESSAGES: "messages",
+    RAW_INTERACTIONS: "interactions",
+}
+# Days flattened and loaded in one warehouse transaction (and one published snapshot): bounds the memory a
+# long backfill run holds while sparing a snapshot copy per day.
+LOAD_BATCH_DAYS: Final = 7
 
 
 class MissingPartitionError(LookupError):
@@ -48,3 +58,28 @@ def lake_partitions(lake: Lake, dataset: str) -> Iterator[tuple[str, dt.datetime
     for workspace_id, day in lake.partitions(dataset):
         window = Window.day(day)
         yield workspace_id, window.start, window.end, flattened_partition(lake, dataset, workspace_id, day)
+
+
+def partition_load(lake: Lake, dataset: str, workspace_id: str, day: dt.date) -> PartitionLoad:
+    """A landed day as the warehouse loads it: its flattened rows (and, for messages, its quarantine)."""
+    window = Window.day(day)
+    rejected = lake.scan_partition(REJECTED_RECORDS, workspace_id, day) if dataset == RAW_MESSAGES else None
+    return PartitionLoad(
+        workspace_id=workspace_id,
+        start=window.start,
+        end=window.end,
+        rows=flattened_partition(lake, dataset, workspace_id, day),
+        rejected=rejected.collect() if rejected is not None else None,
+    )
+
+
+def load_days(
+    lake: Lake, warehouse: Warehouse, dataset: str, days_by_workspace: dict[str, list[dt.date]]
+) -> list[LoadResult]:
+    """Flatten and load a run's days of a dataset, LOAD_BATCH_DAYS of a workspace per transaction."""
+    results = []
+    for workspace_id, days in days_by_workspace.items():
+        for batch in batches(days, LOAD_BATCH_DAYS):
+            loads = [partition_load(lake, dataset, workspace_id, day) for day in batch]
+            results += warehouse.load_partitions(_RELATION[dataset], loads)
+    return results

@@ -51,10 +51,14 @@ def days_by_workspace(partition_keys: Iterable[str]) -> dict[str, list[dt.date]]
     return {workspace_id: sorted(days) for workspace_id, days in sorted(found.items())}
 
 
+def unregistered_workspaces(instance: dg.DagsterInstance, workspace_ids: Iterable[str]) -> list[str]:
+    """The workspaces that have no partitions in the instance yet, sorted."""
+    return sorted(set(workspace_ids) - set(instance.get_dynamic_partitions(WORKSPACES.name or "")))
+
+
 def register_workspaces(instance: dg.DagsterInstance, workspace_ids: Iterable[str]) -> None:
     """Make the workspaces' partitions exist in the instance (idempotent)."""
-    known = set(instance.get_dynamic_partitions(WORKSPACES.name or ""))
-    new = sorted(set(workspace_ids) - known)
+    new = unregistered_workspaces(instance, workspace_ids)
     if new:
         instance.add_dynamic_partitions(WORKSPACES.name or "", new)
 

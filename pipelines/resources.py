@@ -17,6 +17,7 @@ from pipelines.bird.ratelimit import SharedRateLimiter
 from pipelines.bird.retry import RetryPolicy
 from pipelines.bird.settings import (
     DEFAULT_API_URL,
+    DEFAULT_WORKSPACE_NAME,
     ENV_API_URL,
     ENV_WORKSPACES,
     BirdSettings,
@@ -97,7 +98,8 @@ class BirdApi(dg.ConfigurableResource):
         if self.rate_limit_per_s:
             return self.rate_limit_per_s
         try:
-            return request_budget_from_env(workspace.name if len(self.workspaces()) > 1 else None)
+            named = workspace.name != DEFAULT_WORKSPACE_NAME  # listed in BIRD_WORKSPACES
+            return request_budget_from_env(workspace.name if named else None)
         except ValueError as error:
             raise dg.Failure(str(error)) from None
 

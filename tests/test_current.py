@@ -90,22 +90,24 @@ class Archived:
 
 
 def _definitions(emulator: RunningEmulator, root: Path) -> dg.Definitions:
+    bird = BirdApi(
+        access_key=emulator.access_key,
+        workspace_id=emulator.workspace_id,
+        api_url=emulator.base_url,
+        rate_limit_per_s=2000.0,
+    )
+    return _current_definitions(bird, Archive(data_dir=str(root), initial_parts=2), SETTLEMENT)
+
+
+def _current_definitions(bird: BirdApi, archive: Archive, settlement: Settlement) -> dg.Definitions:
+    """The keeping-current part of the code location, with these resources."""
     return dg.Definitions(
         assets=[channels, raw_messages, messages, *CURRENT_ASSETS],
         asset_checks=[matches_bird_channel_metrics, *FRESHNESS_CHECKS],
         jobs=CURRENT_JOBS,
         schedules=CURRENT_SCHEDULES,
         sensors=CURRENT_SENSORS,
-        resources={
-            "bird": BirdApi(
-                access_key=emulator.access_key,
-                workspace_id=emulator.workspace_id,
-                api_url=emulator.base_url,
-                rate_limit_per_s=2000.0,
-            ),
-            "archive": Archive(data_dir=str(root), initial_parts=2),
-            "settlement": SETTLEMENT,
-        },
+        resources={"bird": bird, "archive": archive, "settlement": settlement},
     )
 
 
@@ -261,17 +263,8 @@ def test_messages_withheld_from_the_lists_fail_the_reconciliation(
 
 
 def test_the_definitions_load_with_schedule_freshness_and_checks(tmp_path: Path) -> None:
-    defs = dg.Definitions(
-        assets=[channels, raw_messages, messages, *CURRENT_ASSETS],
-        asset_checks=[matches_bird_channel_metrics, *FRESHNESS_CHECKS],
-        jobs=CURRENT_JOBS,
-        schedules=CURRENT_SCHEDULES,
-        sensors=CURRENT_SENSORS,
-        resources={
-            "bird": BirdApi(access_key="key", workspace_id="ws"),
-            "archive": Archive(data_dir=str(tmp_path)),
-            "settlement": Settlement(),
-        },
+    defs = _current_definitions(
+        BirdApi(access_key="key", workspace_id="ws"), Archive(data_dir=str(tmp_path)), Settlement()
     )
     dg.Definitions.validate_loadable(defs)
     schedule = defs.resolve_schedule_def(keep_current_schedule.name)

@@ -187,7 +187,8 @@ def test_two_workspaces_backfill_report_and_rebuild_on_an_s3_lake(
         window = Window(Window.day(SEVEN_DAYS[0]).start, Window.day(SEVEN_DAYS[-1]).end)
         truth = {w.workspace_id: w.store.ground_truth_ids(window.start, window.end) for w in workspaces}
         _cli(["backfill", "--start", first, "--end", last], env, tmp_path)
-        # Each workspace was read with its own key only (a key used on the other workspace is a 403).
+        # Each workspace was read with its own key (the emulator answers another workspace's key with a 403,
+        # which would have failed the backfill above), and each was read.
         assert all(w.stats.to_dict()["gets_total"] > 0 for w in workspaces)
 
     bucket, prefix = _bucket_and_prefix(s3_lake)

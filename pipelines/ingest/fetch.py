@@ -40,17 +40,20 @@ from pipelines.lake import write_table_atomically
 from transforms.schema import RAW_MESSAGE_SCHEMA
 
 
-def _without_string_views(type_: pa.DataType) -> pa.DataType:
-    """`type_` with large_string for string_view inside nested types (Parquet cannot slice those yet)."""
+def _nested_as(type_: pa.DataType, string: pa.DataType, list_type: Callable[..., pa.DataType]) -> pa.DataType:
+    """`type_` with every text inside it as `string` and every list as `list_type`: Parquet cannot slice
+    string views inside nested types yet, and Arrow's JSON reader produces neither views nor large lists."""
     if pa.types.is_struct(type_):
-        return pa.struct([f.with_type(_without_string_views(f.type)) for f in type_])
-    if pa.types.is_large_list(type_):
-        return pa.large_list(type_.value_field.with_type(_without_string_views(type_.value_type)))
-    return pa.large_string() if type_ == pa.string_view() else type_
+        return pa.struct([f.with_type(_nested_as(f.type, string, list_type)) for f in type_])
+    if pa.types.is_large_list(type_) or pa.types.is_list(type_):
+        return list_type(type_.value_field.with_type(_nested_as(type_.value_type, string, list_type)))
+    if pa.types.is_string(type_) or pa.types.is_large_string(type_) or type_ == pa.string_view():
+        return string
+    return type_
 
 
 RAW_MESSAGE_ARROW_SCHEMA = pa.schema(
-    f.with_type(_without_string_views(f.type)) if pa.types.is_nested(f.type) else f
+    f.with_type(_nested_as(f.type, pa.large_string(), pa.large_list)) if pa.types.is_nested(f.type) else f
     for f in RAW_MESSAGE_SCHEMA.to_arrow()
 )
 KEEP_PII = PiiPolicy(PiiMode.KEEP)
@@ -390,16 +393,8 @@ class _SpoolBuffer:
 _PARSED_TYPE = RAW_MESSAGE_ARROW_SCHEMA.field("parsed").type
 
 
-def _json_reader_type(type_: pa.DataType) -> pa.DataType:
-    """`type_` as Arrow's JSON reader can produce it (it has no large lists); cast back afterwards."""
-    if pa.types.is_struct(type_):
-        return pa.struct([f.with_type(_json_reader_type(f.type)) for f in type_])
-    if pa.types.is_large_list(type_):
-        return pa.list_(_json_reader_type(type_.value_type))
-    return pa.string() if pa.types.is_large_string(type_) else type_
-
-
-_JSON_READER_SCHEMA = pa.schema(list(_json_reader_type(_PARSED_TYPE)))
+# What Arrow's JSON reader produces for `parsed` (cast back to _PARSED_TYPE afterwards).
+_JSON_READER_SCHEMA = pa.schema(list(_nested_as(_PARSED_TYPE, pa.string(), pa.list_)))
 
 
 def parsed_from_json(raw: list[bytes]) -> pa.Array:
