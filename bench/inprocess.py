@@ -4,7 +4,7 @@ Run by `bench/run.py` as its own process (so the harness never imports the pipel
 line. Every timing is taken `--repeat` times after one untimed warm-up pass (files in the page cache, polars
 and DuckDB initialised, imports done); the median and the best are reported.
 
-- `transforms`: `pipelines.loading.flattened_partition` over every `raw_messages` partition of a lake, then
+- `transforms`: `pipelines.loading.flattened_slices` over every `raw_messages` partition of a lake, then
   the daily marts of `transforms/marts.py` (`delivery_daily`, `failure_breakdown`) over the result.
 - `report`: the failure-rate report as `bird-etl report` builds it (`open_warehouse`, `read_report_inputs`,
   `failure_report`), without rendering.
@@ -42,7 +42,7 @@ def _summary(seconds: list[float]) -> dict[str, float]:
 def transforms(data_dir: Path, repeat: int) -> dict[str, Any]:
     from pipelines.ingest.land import RAW_MESSAGES
     from pipelines.lake import lake_from_env
-    from pipelines.loading import flattened_partition
+    from pipelines.loading import flattened_slices
     from pipelines.reporting import open_warehouse
     from transforms import marts
 
@@ -53,7 +53,11 @@ def transforms(data_dir: Path, repeat: int) -> dict[str, Any]:
 
     def flatten() -> pl.DataFrame:
         return pl.concat(
-            [flattened_partition(lake, RAW_MESSAGES, workspace, day) for workspace, day in partitions]
+            [
+                rows
+                for workspace, day in partitions
+                for rows in flattened_slices(lake, RAW_MESSAGES, workspace, day)
+            ]
         )
 
     flatten_s, messages = _timed(flatten, repeat)

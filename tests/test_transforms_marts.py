@@ -131,7 +131,7 @@ def test_interaction_daily() -> None:
         schema=INTERACTION_DAILY_SCHEMA,
         orient="row",
     )
-    assert_frame_equal(interaction_daily(interactions, sent).collect(), expected)
+    assert_frame_equal(interaction_daily(interactions, delivery_daily(sent)).collect(), expected)
 
 
 def test_failure_code_dimension_adds_observed_codes_as_unknown() -> None:

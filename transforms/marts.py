@@ -116,18 +116,19 @@ def failure_breakdown(messages: pl.LazyFrame, failure_codes: pl.LazyFrame) -> pl
     )
 
 
-def interaction_daily(interactions: pl.LazyFrame, messages: pl.LazyFrame) -> pl.LazyFrame:
+def interaction_daily(interactions: pl.LazyFrame, daily: pl.LazyFrame) -> pl.LazyFrame:
     """One row per UTC day of the interaction's created_at x workspace x channel x interaction type.
 
     rate_over_delivered = n_unique_messages / n_delivered, where n_delivered counts the channel's outgoing
-    messages created that day and delivered. Interactions often land a day after their message, so this is a
-    daily approximation of an open or click rate and can exceed 1 on a quiet day.
+    messages created that day and delivered, taken from the `delivery_daily` mart (`daily`) rather than from
+    the messages again. Interactions often land a day after their message, so this is a daily approximation
+    of an open or click rate and can exceed 1 on a quiet day.
     """
     keys = ["day", "workspace_id", "channel_id"]
     delivered = (
-        messages.filter(IS_DELIVERED & (pl.col("direction") == "outgoing"))
-        .group_by(CREATED_DAY, "workspace_id", "channel_id")
-        .agg(n_delivered=pl.len().cast(pl.Int64))
+        daily.filter(pl.col("direction") == "outgoing")
+        .group_by(keys)
+        .agg(n_delivered=pl.col("n_delivered").sum().cast(pl.Int64))
     )
     return (
         interactions.group_by(CREATED_DAY, "workspace_id", "channel_id", "type")

@@ -1,9 +1,11 @@
 -- The rows a messages partition load writes: one row per id, the newest updated_at winning, and a version
 -- the warehouse already holds with a newer updated_at kept over an older incoming one.
--- Reads the registered frame `incoming` (once: scanning a frame is the slow part); leaves temp table `staged`.
+-- Reads the partition's rows from the scratch table `staging.incoming_messages` (see Warehouse._stage);
+-- leaves temp table `staged`.
 create or replace temp table staged as
-select *
-from incoming
+select * exclude (partition_index)
+from staging.incoming_messages
+where partition_index = $partition_index
 qualify row_number() over (
     partition by id order by updated_at desc, last_status_at desc nulls last, status
 ) = 1;
