@@ -144,7 +144,6 @@ def test_a_wall_clock_stepping_back_does_not_stall_the_budget(tmp_path: Path) ->
     limiter.close()
 
 
-
 def test_admissions_leave_a_margin_under_the_budget(tmp_path: Path) -> None:
     """Bird counts arrivals in a sliding second: at exactly its limit, a request that leaves a little late
     (busy event loop) lands in the same second as the next one's, so starts are spaced for 5% less."""

@@ -8,10 +8,10 @@ GCRA with evenly spaced slots and no burst: each request first reserves the next
 arrival time" moves on by `1/rate`), which queues waiters fairly across processes, then sleeps until its slot.
 Before it starts it also checks the last recorded start is at least `1/rate` ago, so a waiter that woke late
 cannot bunch up with the next one: starts are at least `1/rate` apart across all processes, and no 1-second
-window holds more than `rate` of them. The slots are spaced for ARRIVAL_MARGIN less than the budget: Bird counts
-requests as they arrive in a sliding second, and a request admitted on time can still leave late (a busy event
-loop, a TLS write) and arrive right behind the next one; at exactly 50/s against Bird's 50/s, such jitter alone
-caused 429s in the benchmark. A 429 halves the effective rate for everyone (at most once per
+window holds more than `rate` of them. The slots are spaced for ARRIVAL_MARGIN less than the budget: Bird
+counts requests as they arrive in a sliding second, and a request admitted on time can still leave late (a
+busy event loop, a TLS write) and arrive right behind the next one; at exactly 50/s against Bird's 50/s, such
+jitter alone caused 429s in the benchmark. A 429 halves the effective rate for everyone (at most once per
 cooldown, so one burst of 429s counts once); the rate then climbs back by a share of the target per second.
 """
 
