@@ -6,8 +6,8 @@ and DuckDB initialised, imports done); the median and the best are reported.
 
 - `transforms`: `pipelines.loading.flattened_slices` over every `raw_messages` partition of a lake, then
   the daily marts of `transforms/marts.py` (`delivery_daily`, `failure_breakdown`) over the result.
-- `report`: the failure-rate report as `bird-etl report` builds it (`open_warehouse`, `read_report_inputs`,
-  `failure_report`), without rendering.
+- `report`: the failure-rate report as `bird-etl report` builds it (`open_warehouse`, `read_report_inputs`:
+  DuckDB counts the messages, then `failure_report` over the counts), without rendering.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def report(data_dir: Path, first: dt.date, last: dt.date, by: str, repeat: int) 
 
     def read() -> Any:
         with open_warehouse(data_dir) as con:
-            return read_report_inputs(con, window)
+            return read_report_inputs(con, window, by=groupings)
 
     def build(inputs: Any) -> Any:
         return failure_report(inputs, window, by=groupings, generated_at=dt.datetime.now(dt.UTC))
@@ -109,7 +109,9 @@ def report(data_dir: Path, first: dt.date, last: dt.date, by: str, repeat: int) 
     read_s, inputs = _timed(read, repeat)
     build_s, _ = _timed(lambda: build(inputs), repeat)
     return {
-        "messages_read": inputs.messages.height,
+        # The messages the report counted (DuckDB hands polars their counts, not the rows).
+        "messages_read": int(inputs.message_counts["n_messages"].sum()),
+        "counted_rows": inputs.message_counts.height,
         "groups": result.groups.height,
         "total": _summary(whole_s),
         "read": _summary(read_s),

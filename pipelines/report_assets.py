@@ -20,7 +20,8 @@ from pipelines.reporting import (
     failure_rate_jumps,
     failure_report,
     parse_by,
-    read_messages,
+    read_message_counts,
+    read_report_charts,
     read_report_inputs,
     report_json,
     report_markdown,
@@ -74,22 +75,26 @@ def failure_rate_report(
     (JSON, markdown and HTML with charts); its check warns when a channel's failure rate jumped."""
     day = Window(*context.partition_time_window)
     jump = config.jump
+    by = parse_by(config.by)
     with archive.warehouse.connect_readonly() as con:
-        inputs = read_report_inputs(con, day)
-        history = read_messages(con, Window(day.start - jump.trailing_days * day.width, day.end))
+        inputs = read_report_inputs(con, day, by=by)
+        charts = read_report_charts(con, day)
+        history = read_message_counts(
+            con, Window(day.start - jump.trailing_days * day.width, day.end), by=["channel"]
+        )
     report = failure_report(
         inputs,
         day,
-        by=parse_by(config.by),
+        by=by,
         min_volume=config.min_volume,
         generated_at=dt.datetime.now(dt.UTC),
     )
     directory = report_directory(archive.root, day.start.date())
     write_atomically(directory / "report.json", json.dumps(report_json(report), indent=2) + "\n")
     write_atomically(directory / "report.md", report_markdown(report))
-    from pipelines.report_html import render_html, report_charts  # matplotlib: only in runs that render
+    from pipelines.report_html import render_html  # matplotlib: only in runs that render
 
-    write_atomically(directory / "report.html", render_html(report, report_charts(inputs, day)))
+    write_atomically(directory / "report.html", render_html(report, charts))
     rates = failure_rate_jumps(
         history.lazy(),
         day,

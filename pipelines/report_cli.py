@@ -23,6 +23,7 @@ from pipelines.reporting import (
     open_warehouse,
     parse_by,
     parse_param_value,
+    read_report_charts,
     read_report_inputs,
     report_csv,
     report_json,
@@ -90,7 +91,8 @@ def report_command(
     if output_format == "parquet" and output is None:
         raise click.UsageError("--format parquet needs --output PATH")
     with open_warehouse(data_dir_from_env()) as con:
-        inputs = read_report_inputs(con, window, workspace_ids)
+        inputs = read_report_inputs(con, window, by=groupings, workspace_ids=workspace_ids)
+        charts = read_report_charts(con, window, workspace_ids) if output_format == "html" else None
     report = failure_report(
         inputs,
         window,
@@ -102,10 +104,10 @@ def report_command(
     if output_format == "table" and output is None:
         _print_tables(report, _console())
         return
-    if output_format == "html":
-        from pipelines.report_html import render_html, report_charts  # matplotlib only when asked
+    if charts is not None:
+        from pipelines.report_html import render_html  # matplotlib only when asked
 
-        _emit(render_html(report, report_charts(inputs, window)), output)
+        _emit(render_html(report, charts), output)
         return
     render = {
         "table": lambda: _tables_text(report),

@@ -10,7 +10,6 @@ import html
 import io
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Final
 
 import matplotlib
@@ -19,62 +18,19 @@ import polars as pl
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from pipelines.ingest.windows import Window
 from pipelines.reporting import (
     FailureReport,
-    ReportInputs,
+    ReportCharts,
     code_cells,
     group_cells,
     report_title,
     totals_sentence,
 )
-from transforms.marts import IS_DELIVERED
-from transforms.reports import failure_rates
 
 # Chart ids, in the order they appear; the browser test looks for each.
 CHART_IDS: Final = ("daily-failure-rate", "top-failure-codes", "country-channel-heatmap", "delivery-time")
 _CSP: Final = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 _XML_PROLOGUE: Final = re.compile(r"^.*?(?=<svg)", re.DOTALL)
-
-
-@dataclass(frozen=True)
-class ReportCharts:
-    """The frames behind the charts, over the report's window."""
-
-    daily_by_channel: pl.DataFrame  # day, channel, n_messages, n_failed, failure_rate
-    country_by_channel: pl.DataFrame  # country, channel, n_messages, n_failed, failure_rate
-    delivery_seconds: pl.DataFrame  # platform, delivery_seconds of delivered outgoing messages
-
-
-def report_charts(inputs: ReportInputs, window: Window) -> ReportCharts:
-    """Chart frames from the messages the report read; channels carry their names."""
-    messages = inputs.messages.lazy()
-    names = inputs.channels.lazy()
-
-    def by_channel(grouping: str) -> pl.DataFrame:
-        rates = failure_rates(messages, by=[grouping, "channel"], start=window.start, end=window.end)
-        return (
-            rates.join(names, on="channel_id", how="left")
-            .select(
-                pl.all().exclude("channel_id", "channel_name"),
-                channel=pl.coalesce("channel_name", "channel_id"),
-            )
-            .collect()
-        )
-
-    in_window = (pl.col("created_at") >= window.start) & (pl.col("created_at") < window.end)
-    delivered = (
-        messages.filter(in_window & IS_DELIVERED & (pl.col("direction") == "outgoing"))
-        .filter(pl.col("delivery_seconds").is_not_null())
-        .select(pl.col("platform").fill_null("unknown"), "delivery_seconds")
-        .collect()
-    )
-    countries = by_channel("country").with_columns(pl.col("country_code").fill_null("no phone"))
-    return ReportCharts(
-        daily_by_channel=by_channel("day"),
-        country_by_channel=countries.rename({"country_code": "country"}),
-        delivery_seconds=delivered,
-    )
 
 
 def render_html(report: FailureReport, charts: ReportCharts) -> str:
@@ -184,7 +140,7 @@ def _daily_failure_rate(charts: ReportCharts) -> str:
             return _no_data(axes, "messages")
         # Days as positions, not dates: one day or ninety, the axis never asks for thousands of ticks.
         position = {day: index for index, day in enumerate(days)}
-        for (channel,), rows in frame.sort("day").group_by("channel", maintain_order=True):
+        for (channel,), rows in frame.sort("channel", "day").group_by("channel", maintain_order=True):
             x = [position[day] for day in rows["day"]]
             axes.plot(x, (rows["failure_rate"] * 100).to_list(), marker="o", label=channel)
         step = max(1, len(days) // 10)

@@ -1,8 +1,9 @@
 """Read side of the archive: the failure-rate report (data, JSON, markdown, tables), read-only SQL, and
 rebuilding the warehouse from the lake.
 
-The numbers come from `transforms.reports` over the messages read from the warehouse; this module only reads,
-labels and formats them. The JSON form is a stable contract, documented in docs/report-json.md.
+The numbers come from `transforms.reports` over the message counts DuckDB reads from the warehouse; this
+module only reads, labels and formats them. The JSON form is a stable contract, documented in
+docs/report-json.md.
 """
 
 from __future__ import annotations
@@ -25,14 +26,17 @@ from pipelines.ingest.land import RAW_MESSAGES
 from pipelines.ingest.windows import Window
 from pipelines.lake import lake_from_env
 from pipelines.loading import lake_partitions
+from transforms import vocabulary
 from transforms.reports import (
     GROUPINGS,
     METRIC_COLUMNS,
     compare_periods,
+    counted_columns,
     failure_rates,
     top_failure_codes,
     wilson_interval,
 )
+from warehouse import sqlfiles
 from warehouse.sqlfiles import PACKAGE_DIR
 from warehouse.store import Warehouse
 
@@ -41,19 +45,8 @@ REPORT_SCHEMA_VERSION: Final = 1
 CONFIDENCE_LEVEL: Final = 0.95
 QUERIES_DIR: Final = PACKAGE_DIR / "queries"
 
-# The messages columns a report reads: every grouping's source plus what the metrics and charts need.
-_MESSAGE_COLUMNS: Final = (
-    "workspace_id",
-    "channel_id",
-    "platform",
-    "country_code",
-    "direction",
-    "status",
-    "failure_code",
-    "failure_source_name",
-    "created_at",
-    "delivery_seconds",
-)
+# The groupings the charts draw: failure rate per day and per country, by channel.
+_CHART_GROUPINGS: Final = ("day", "country", "channel")
 # The measures of every report row (groups and totals), in the order the CSV and Parquet forms carry them.
 REPORT_METRIC_COLUMNS: Final = (
     "n_messages",
@@ -156,36 +149,88 @@ def parse_param_value(text: str) -> object:
 
 @dataclass(frozen=True)
 class ReportInputs:
-    """What a report reads from the warehouse: messages of the report and previous windows, and labels."""
+    """What a report reads from the warehouse: the message counts of the report and previous windows (the
+    grain of transforms.reports.message_counts), and labels."""
 
-    messages: pl.DataFrame
+    message_counts: pl.DataFrame
     channels: pl.DataFrame  # channel_id, channel_name
     failure_codes: pl.DataFrame  # the failure_codes relation
 
 
-def read_messages(
-    con: duckdb.DuckDBPyConnection, window: Window, workspace_ids: Sequence[str] = ()
+def read_message_counts(
+    con: duckdb.DuckDBPyConnection, window: Window, *, by: Sequence[str], workspace_ids: Sequence[str] = ()
 ) -> pl.DataFrame:
-    """The columns reports use, of the messages created in the window (of these workspaces, if given)."""
-    return con.sql(
-        f"select {', '.join(_MESSAGE_COLUMNS)} from messages"
-        " where created_at >= $start and created_at < $end"
-        " and (len($workspaces) = 0 or list_contains($workspaces, workspace_id))",
-        params={"start": window.start, "end": window.end, "workspaces": list(workspace_ids)},
-    ).pl()
+    """transforms.reports.message_counts of the messages created in the window (of these workspaces, if
+    given), for reports grouped `by`: DuckDB counts them, so polars gets thousands of rows, not millions."""
+    return sqlfiles.query(
+        con,
+        "report_message_counts",
+        start=window.start,
+        end=window.end,
+        columns=counted_columns(by),
+        workspaces=list(workspace_ids),
+    )
 
 
 def read_report_inputs(
-    con: duckdb.DuckDBPyConnection, window: Window, workspace_ids: Sequence[str] = ()
+    con: duckdb.DuckDBPyConnection, window: Window, *, by: Sequence[str], workspace_ids: Sequence[str] = ()
 ) -> ReportInputs:
-    """Messages created in the window and in the previous window of the same width, plus the labels."""
-    channels = con.sql(
+    """Message counts of the window and of the previous window of the same width, plus the labels."""
+    return ReportInputs(
+        message_counts=read_message_counts(
+            con, Window(previous_window(window).start, window.end), by=by, workspace_ids=workspace_ids
+        ),
+        channels=_channel_names(con),
+        failure_codes=con.sql("select * from failure_codes").pl(),
+    )
+
+
+def _channel_names(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    return con.sql(
         "select channel_id, any_value(name) as channel_name from channels group by channel_id"
     ).pl()
-    return ReportInputs(
-        messages=read_messages(con, Window(previous_window(window).start, window.end), workspace_ids),
-        channels=channels,
-        failure_codes=con.sql("select * from failure_codes").pl(),
+
+
+@dataclass(frozen=True)
+class ReportCharts:
+    """The frames behind the report's charts, over the report's window."""
+
+    daily_by_channel: pl.DataFrame  # day, channel, n_messages, n_failed, failure_rate
+    country_by_channel: pl.DataFrame  # country, channel, n_messages, n_failed, failure_rate
+    delivery_seconds: pl.DataFrame  # platform, delivery_seconds of delivered outgoing messages
+
+
+def read_report_charts(
+    con: duckdb.DuckDBPyConnection, window: Window, workspace_ids: Sequence[str] = ()
+) -> ReportCharts:
+    """The chart frames of the window; channels carry their names. Only the HTML form draws charts."""
+    counts = read_message_counts(con, window, by=_CHART_GROUPINGS, workspace_ids=workspace_ids).lazy()
+    names = _channel_names(con).lazy()
+
+    def by_channel(grouping: str) -> pl.DataFrame:
+        rates = failure_rates(counts, by=[grouping, "channel"], start=window.start, end=window.end)
+        return (
+            rates.join(names, on="channel_id", how="left")
+            .select(
+                pl.all().exclude("channel_id", "channel_name"),
+                channel=pl.coalesce("channel_name", "channel_id"),
+            )
+            .collect()
+        )
+
+    delivered = sqlfiles.query(
+        con,
+        "report_delivery_seconds",
+        start=window.start,
+        end=window.end,
+        workspaces=list(workspace_ids),
+        delivered_statuses=sorted(vocabulary.DELIVERED_STATUSES),
+    )
+    countries = by_channel("country").with_columns(pl.col("country_code").fill_null("no phone"))
+    return ReportCharts(
+        daily_by_channel=by_channel("day"),
+        country_by_channel=countries.rename({"country_code": "country"}),
+        delivery_seconds=delivered,
     )
 
 
@@ -255,13 +300,13 @@ def failure_report(
     is left out too (it has nothing to report now).
     """
     previous = previous_window(window)
-    messages = inputs.messages.lazy()
+    counts = inputs.message_counts.lazy()
 
     def compared(grouping: Sequence[str]) -> pl.DataFrame:
         current = failure_rates(
-            messages, by=grouping, start=window.start, end=window.end, min_volume=min_volume
+            counts, by=grouping, start=window.start, end=window.end, min_volume=min_volume
         ).collect()
-        earlier = failure_rates(messages, by=grouping, start=previous.start, end=previous.end).collect()
+        earlier = failure_rates(counts, by=grouping, start=previous.start, end=previous.end).collect()
         if not grouping:
             # Without keys compare_periods pairs the two totals rows side by side, so a period without
             # messages needs its (all-null) row: the comparison is then null rather than an error.
@@ -276,7 +321,7 @@ def failure_report(
         )
 
     top = top_failure_codes(
-        messages, inputs.failure_codes.lazy(), start=window.start, end=window.end, n=top_codes
+        counts, inputs.failure_codes.lazy(), start=window.start, end=window.end, n=top_codes
     ).collect()
     return FailureReport(
         window=window,
@@ -325,6 +370,8 @@ def failure_rate_jumps(
     min_ratio: float = 1.5,
 ) -> pl.LazyFrame:
     """One row per channel: its failure rate in `day` against its trailing baseline, and whether it jumped.
+
+    `messages` are message rows or their message_counts (transforms.reports) by channel.
 
     The baseline is the pooled failure rate over the `trailing_days` windows before `day`. A channel is
     flagged (is_jump) when it sent at least `min_volume` messages, its rate exceeds the baseline by
@@ -614,7 +661,7 @@ def failure_rate_by_channel(data_dir: Path, first: dt.date, last: dt.date) -> Ta
     """Per channel: volume, outcomes, failure and delivery rate with their 95% intervals, change."""
     window = report_window(first, last)
     with open_warehouse(data_dir) as con:
-        inputs = read_report_inputs(con, window)
+        inputs = read_report_inputs(con, window, by=["channel"])
     report = failure_report(inputs, window, by=["channel"], generated_at=dt.datetime.now(dt.UTC))
     return report_tables(report)[0]
 

@@ -1,11 +1,13 @@
 """`bird-etl report` and `bird-etl sql` against a warehouse built by the real pipeline on the emulator.
 
 Protects: the report's numbers equal an independent DuckDB computation for several `--by` combinations
-(counts, rates, intervals, the previous period, min-volume, top failure codes); every output format carries
-the same rows; bad input is one clear line and a non-zero exit, never a traceback; `sql` is read-only and
-binds its parameters instead of pasting them into the SQL.
+(counts, rates, intervals, the previous period, min-volume, top failure codes); the message counts DuckDB
+hands the report, and the report and charts made of them, equal what polars makes of the message rows;
+every output format carries the same rows; bad input is one clear line and a non-zero exit, never a
+traceback; `sql` is read-only and binds its parameters instead of pasting them into the SQL.
 """
 
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -21,9 +23,20 @@ import duckdb
 import polars as pl
 import pytest
 from click.testing import CliRunner, Result
+from polars.testing import assert_frame_equal
 
 from pipelines.report_cli import report_command, sql_command
-from pipelines.reporting import saved_query_names
+from pipelines.reporting import (
+    failure_report,
+    open_warehouse,
+    read_message_counts,
+    read_report_charts,
+    read_report_inputs,
+    report_window,
+    saved_query_names,
+)
+from transforms.marts import IS_DELIVERED
+from transforms.reports import GROUPINGS, message_counts
 from warehouse.store import Warehouse
 
 pytest_plugins = ["tests.demo_warehouse"]  # the session's demo warehouse fixture
@@ -245,6 +258,61 @@ def test_top_failure_codes_count_failed_messages_with_their_descriptions(
         for c in document["top_failure_codes"]
     ] == [(code, n, description, total) for code, n, description in expected[:3]]
     assert any(c["failure_description"] for c in document["top_failure_codes"])
+
+
+def test_duckdb_counts_the_messages_as_message_counts_defines(
+    demo_data_dir: Path, demo_days: list[dt.date], warehouse: duckdb.DuckDBPyConnection
+) -> None:
+    window = report_window(*demo_days)
+    rows = warehouse.sql("select * from messages").pl().lazy()
+    (workspace,) = warehouse.sql("select any_value(workspace_id) from messages").fetchall()[0]
+    for by, workspace_ids in [(list(GROUPINGS), ()), (["channel"], (workspace,)), ([], ("no-such",))]:
+        with open_warehouse(demo_data_dir) as con:
+            counted = read_message_counts(con, window, by=by, workspace_ids=workspace_ids)
+        of_workspaces = pl.col("workspace_id").is_in(workspace_ids) if workspace_ids else pl.lit(True)
+        expected = message_counts(rows.filter(of_workspaces), by=by).collect()
+        assert_frame_equal(counted, expected, check_row_order=False, check_column_order=False)
+
+
+@pytest.mark.parametrize(
+    "by",
+    [["channel"], ["country", "failure_code"], ["week", "day"], [], list(GROUPINGS)],
+    ids=lambda by: ",".join(by) or "totals",
+)
+def test_the_report_of_the_counts_is_the_report_of_the_message_rows(
+    demo_data_dir: Path, demo_days: list[dt.date], warehouse: duckdb.DuckDBPyConnection, by: list[str]
+) -> None:
+    window = report_window(demo_days[-1], demo_days[-1])
+    with open_warehouse(demo_data_dir) as con:
+        counted = read_report_inputs(con, window, by=by)
+    # The transforms count message rows themselves: the same report, without DuckDB's counting.
+    rows = dataclasses.replace(counted, message_counts=warehouse.sql("select * from messages").pl())
+    now = dt.datetime.now(dt.UTC)
+    of_counts, of_rows = (
+        failure_report(inputs, window, by=by, generated_at=now) for inputs in (counted, rows)
+    )
+    assert not of_counts.groups.is_empty()
+    for part in ("groups", "totals", "top_failure_codes"):
+        assert_frame_equal(getattr(of_counts, part), getattr(of_rows, part))
+
+
+def test_chart_frames_cover_the_window_and_its_delivery_times(
+    demo_data_dir: Path, demo_days: list[dt.date], warehouse: duckdb.DuckDBPyConnection
+) -> None:
+    window = report_window(demo_days[-1], demo_days[-1])
+    with open_warehouse(demo_data_dir) as con:
+        charts = read_report_charts(con, window)
+    rows = warehouse.sql(
+        "select * from messages where created_at >= $start and created_at < $end",
+        params={"start": window.start, "end": window.end},
+    ).pl()
+    assert charts.daily_by_channel["n_messages"].sum() == len(rows)
+    assert charts.country_by_channel["n_messages"].sum() == len(rows)
+    delivered = rows.filter(
+        IS_DELIVERED, pl.col("direction") == "outgoing", pl.col("delivery_seconds").is_not_null()
+    ).select(pl.col("platform").fill_null("unknown"), "delivery_seconds")
+    assert not delivered.is_empty()
+    assert_frame_equal(charts.delivery_seconds, delivered, check_row_order=False)
 
 
 def test_every_format_carries_the_same_groups(

@@ -10,11 +10,13 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from pipelines.ingest.windows import Window
 from pipelines.report_assets import REPORT_ASSETS, REPORT_JOBS, report_directory
 from pipelines.reporting import failure_rate_jumps
 from pipelines.resources import Archive
+from transforms.reports import message_counts
 from transforms.schema import MESSAGE_SCHEMA
 from warehouse.store import Warehouse
 
@@ -98,6 +100,10 @@ def test_failure_rate_jumps_flags_only_a_loud_meaningful_rise() -> None:
         incident_messages().lazy(), Window.day(DAY), trailing_days=TRAILING_DAYS, min_volume=5
     ).collect()
     assert set(lenient.filter("is_jump")["channel_id"]) == {"jumpy", "quiet"}
+    # The asset passes the channels' message counts, not the rows: the same verdicts.
+    counts = message_counts(incident_messages().lazy(), by=["channel"])
+    counted = failure_rate_jumps(counts, Window.day(DAY), trailing_days=TRAILING_DAYS).collect()
+    assert_frame_equal(counted, rates)
 
 
 def test_the_check_warns_about_the_jumped_channel(incident_data_dir: Path) -> None:

@@ -1,7 +1,8 @@
 """Report aggregations behind `bird-etl report`: failure rates per group over a half-open UTC window.
 
 Protects: the Wilson interval against published values (Newcombe 1998), every metric column, the [start,
-end) window, `by` validation, min_volume, day/week groupings, period comparison and the top failure codes.
+end) window, `by` validation, min_volume, day/week groupings, period comparison and the top failure codes;
+and that message_counts (what reports read) give exactly what the message rows give.
 """
 
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -12,9 +13,12 @@ from polars.testing import assert_frame_equal
 
 from transforms.marts import failure_code_dimension
 from transforms.reports import (
+    GROUPINGS,
     METRIC_COLUMNS,
     compare_periods,
+    counted_columns,
     failure_rates,
+    message_counts,
     top_failure_codes,
     wilson_interval,
 )
@@ -166,3 +170,38 @@ def test_top_failure_codes() -> None:
         (15005, "platform error", True),
         (12003, "service error", False),
     ]
+
+
+@pytest.mark.parametrize(
+    "by",
+    [["channel"], ["day", "failure_code"], ["week", "channel"], [], list(GROUPINGS)],
+    ids=lambda by: ",".join(by) or "totals",
+)
+def test_message_counts_give_what_the_message_rows_give(by: list[str]) -> None:
+    counts = message_counts(WEEK, by=by)
+    codes = failure_code_dimension(
+        pl.DataFrame({"failure_code": [15005], "name": ["UNKNOWN_SUBSCRIBER"], "description": ["gone"]}),
+        pl.Series([12003]),
+    ).lazy()
+    for start, end in [(START, END), (START - timedelta(days=7), END + timedelta(days=1))]:
+        assert_frame_equal(
+            failure_rates(counts, by=by, start=start, end=end).collect(),
+            failure_rates(WEEK, by=by, start=start, end=end).collect(),
+        )
+        assert_frame_equal(
+            top_failure_codes(counts, codes, start=start, end=end).collect(),
+            top_failure_codes(WEEK, codes, start=start, end=end).collect(),
+        )
+
+
+def test_message_counts_keep_the_grouping_columns_status_and_failure_code() -> None:
+    assert counted_columns(["week", "country"]) == ["country_code", "failure_code", "status"]
+    counts = message_counts(WEEK, by=["channel"]).collect()
+    assert counts.columns == ["day", "channel_id", "failure_code", "status", "n_messages"]
+    assert counts["n_messages"].sum() == WEEK.collect().height
+
+
+def test_message_counts_refuse_a_window_that_splits_a_day() -> None:
+    counts = message_counts(WEEK, by=["channel"])
+    with pytest.raises(ValueError, match="whole UTC days"):
+        failure_rates(counts, by=["channel"], start=START + timedelta(hours=1), end=END)

@@ -1,14 +1,27 @@
-"""Failure-rate reports for `bird-etl report`: rates per group over a half-open UTC window [start, end)."""
+"""Failure-rate reports for `bird-etl report`: rates per group over a half-open UTC window [start, end).
+
+Reports only count messages, so they run on `message_counts` (one row per UTC day x the columns a report
+groups by, with n_messages): DuckDB counts a window's millions of messages into a few thousand such rows far
+faster than polars could receive the messages. Every function here also takes message rows, and counts them
+first (the notebooks pass rows).
+"""
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from typing import Final
 
 import polars as pl
 
-from transforms.marts import IS_FAILED, outcome_counts, ratio, with_failure_labels
+from transforms.marts import (
+    CREATED_DAY,
+    IS_DELIVERED,
+    IS_FAILED,
+    IS_PENDING,
+    ratio,
+    with_failure_labels,
+)
 
-# Report grouping name -> the messages column (or derived column) it groups by.
+# Report grouping name -> the message_counts column (or derived column) it groups by.
 GROUPINGS: Final[Mapping[str, pl.Expr]] = {
     "workspace": pl.col("workspace_id"),
     "channel": pl.col("channel_id"),
@@ -17,9 +30,11 @@ GROUPINGS: Final[Mapping[str, pl.Expr]] = {
     "direction": pl.col("direction"),
     "failure_code": pl.col("failure_code"),
     "failure_source": pl.col("failure_source_name"),
-    "day": pl.col("created_at").dt.date().alias("day"),
-    "week": pl.col("created_at").dt.truncate("1w").dt.date().alias("week"),
+    "day": pl.col("day"),
+    "week": pl.col("day").dt.truncate("1w").alias("week"),
 }
+# Counted whatever the grouping: status for the outcome counts, failure_code for the top failure codes.
+_ALWAYS_COUNTED: Final = ("status", "failure_code")
 METRIC_COLUMNS: Final = (
     "n_messages",
     "n_delivered",
@@ -59,12 +74,53 @@ def _group_expressions(by: Sequence[str]) -> list[pl.Expr]:
     return [GROUPINGS[name] for name in by]
 
 
-def _in_window(start: datetime, end: datetime) -> pl.Expr:
-    """created_at in [start, end); naive datetimes are refused rather than guessed to be UTC."""
+def counted_columns(by: Sequence[str]) -> list[str]:
+    """The messages columns `message_counts` keeps (besides the day) for a report grouped `by`."""
+    roots = {root for expression in _group_expressions(by) for root in expression.meta.root_names()}
+    return sorted((roots - {"day"}) | set(_ALWAYS_COUNTED))
+
+
+def message_counts(messages: pl.LazyFrame, *, by: Sequence[str]) -> pl.LazyFrame:
+    """One row per UTC day of created_at x `counted_columns(by)`: n_messages.
+
+    warehouse/sql/report_message_counts.sql computes the same grain in DuckDB, which is how reports read it.
+    """
+    return messages.group_by(CREATED_DAY, *counted_columns(by)).agg(n_messages=pl.len().cast(pl.Int64))
+
+
+def _utc(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The window bounds in UTC; naive datetimes are refused rather than guessed to be UTC."""
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("start and end must be timezone-aware datetimes")
-    created_at = pl.col("created_at")
-    return (created_at >= start.astimezone(UTC)) & (created_at < end.astimezone(UTC))
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def _counted(messages: pl.LazyFrame, *, by: Sequence[str], start: datetime, end: datetime) -> pl.LazyFrame:
+    """The message_counts rows of the messages created in [start, end).
+
+    `messages` holds message rows (any window) or message_counts rows, recognised by their n_messages
+    column; those count whole UTC days, so start and end must then be UTC midnights.
+    """
+    start, end = _utc(start, end)
+    if "n_messages" not in messages.collect_schema().names():
+        created_at = pl.col("created_at")
+        return message_counts(messages.filter((created_at >= start) & (created_at < end)), by=by)
+    if start.time() != time() or end.time() != time():
+        raise ValueError(
+            f"message_counts hold whole UTC days, so [{start}, {end}) must start and end at 00:00"
+        )
+    return messages.filter(pl.col("day").is_between(start.date(), end.date(), closed="left"))
+
+
+def _outcome_counts() -> list[pl.Expr]:
+    """n_messages, n_delivered, n_failed and n_pending (transforms.marts.outcome_counts) of counted rows."""
+    n = pl.col("n_messages")
+    return [
+        n.sum().alias("n_messages"),
+        n.filter(IS_DELIVERED).sum().alias("n_delivered"),
+        n.filter(IS_FAILED).sum().alias("n_failed"),
+        n.filter(IS_PENDING).sum().alias("n_pending"),
+    ]
 
 
 def failure_rates(
@@ -81,8 +137,8 @@ def failure_rates(
     95% Wilson interval. Groups under `min_volume` messages are left out. Sorted by the group columns.
     """
     groups = _group_expressions(by)
-    rates = messages.filter(_in_window(start, end))
-    counted = rates.group_by(groups).agg(outcome_counts()) if groups else rates.select(outcome_counts())
+    rows = _counted(messages, by=by, start=start, end=end)
+    counted = rows.group_by(groups).agg(_outcome_counts()) if groups else rows.select(_outcome_counts())
     low, high = wilson_interval(pl.col("n_failed"), pl.col("n_messages"))
     group_names = [expression.meta.output_name() for expression in groups]
     report = (
@@ -137,9 +193,10 @@ def top_failure_codes(
     share_of_failures, with the code's name, category and is_known_code from the failure-code dimension.
     """
     counted = (
-        messages.filter(_in_window(start, end) & IS_FAILED)
+        _counted(messages, by=[], start=start, end=end)
+        .filter(IS_FAILED)
         .group_by("failure_code")
-        .agg(n_failed=pl.len().cast(pl.Int64))
+        .agg(n_failed=pl.col("n_messages").sum())
         .with_columns(n_window_failures=pl.col("n_failed").sum())
         .with_columns(share_of_failures=ratio("n_failed", "n_window_failures"))
     )
