@@ -193,6 +193,19 @@ def test_duplicates_within_a_load_keep_the_latest(warehouse: Warehouse) -> None:
     assert table(warehouse, "messages").select("id", "status").rows() == [("m1", "delivery_failed")]
 
 
+def test_an_interaction_given_twice_in_a_load_is_kept_once(warehouse: Warehouse) -> None:
+    load_day(warehouse, messages_frame(message("m1", status="delivered")))
+    twice = {"id": "i1", "message_id": "m1", "type": "opened", "created_at": DAY + timedelta(hours=3)}
+    warehouse.load_interactions(
+        workspace_id=WORKSPACE,
+        start=DAY,
+        end=DAY + timedelta(days=1),
+        interactions=interactions_frame(twice, twice, {**twice, "created_at": DAY + timedelta(hours=5)}),
+    )
+    kept = table(warehouse, "interactions").select("id", "created_at").rows()
+    assert kept == [("i1", DAY + timedelta(hours=5))]
+
+
 def test_a_load_replaces_only_its_partition(warehouse: Warehouse) -> None:
     load_day(warehouse, messages_frame(message("a"), message("b")))
     load_day(warehouse, messages_frame(message("c", created_at=NEXT_DAY)), day=NEXT_DAY)

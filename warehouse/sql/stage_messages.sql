@@ -5,10 +5,19 @@
 create or replace temp table staged as
 select * exclude (partition_index)
 from staging.incoming_messages
-where partition_index = $partition_index
-qualify row_number() over (
-    partition by id order by updated_at desc, last_status_at desc nulls last, status
-) = 1;
+where partition_index = $partition_index;
+
+-- Ids given more than once keep their newest version. A landed partition holds each id once (a blocking
+-- check), so the window runs over the repeated ids only: over a million rows it cost 4x the copy above.
+delete from staged
+where rowid in (
+    select staged.rowid
+    from staged
+    semi join (select id from staged group by id having count(*) > 1) as repeated on staged.id = repeated.id
+    qualify row_number() over (
+        partition by staged.id order by updated_at desc, last_status_at desc nulls last, status
+    ) > 1
+);
 
 create or replace temp table newer_in_warehouse as
 select messages.*
