@@ -2,7 +2,8 @@
 
 Protects: the exact MESSAGE_SCHEMA, incoming vs outgoing sides, missing or null optional objects, unknown
 statuses and fields kept, unicode, countries from phone numbers (+1 US vs CA, unparseable kept with null),
-offsets normalised to UTC, and deduplication to the latest updated_at.
+offsets normalised to UTC, and deduplication to the latest updated_at. The fast paths (Bird's own timestamp
+form, ids that are not repeated) must agree with the general format and a full sort on any input.
 """
 
 import json
@@ -11,10 +12,12 @@ from typing import Any
 
 import polars as pl
 import pytest
-from polars.testing import assert_frame_equal
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal, assert_series_equal
 
-from transforms.messages import flatten_messages
-from transforms.schema import CHANNEL_SCHEMA, MESSAGE_SCHEMA, RAW_MESSAGE_SCHEMA
+from transforms.messages import ISO_TIMESTAMP_FORMAT, flatten_messages, latest_version, parse_timestamp
+from transforms.schema import CHANNEL_SCHEMA, MESSAGE_SCHEMA, RAW_MESSAGE_SCHEMA, UTC_TS
 
 INGESTED_AT = datetime(2026, 11, 21, 3, 0, tzinfo=UTC)
 CHANNELS = pl.LazyFrame(
@@ -301,3 +304,62 @@ def test_batch_id_and_template_body() -> None:
 def test_an_empty_partition_gives_an_empty_contract_frame() -> None:
     empty = flatten_messages(pl.LazyFrame(schema=RAW_MESSAGE_SCHEMA), CHANNELS).collect()
     assert_frame_equal(empty, pl.DataFrame(schema=MESSAGE_SCHEMA))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-20T10:00:04.250Z", datetime(2026, 11, 20, 10, 0, 4, 250_000, tzinfo=UTC)),
+        ("2026-11-20T12:00:04.250+02:00", datetime(2026, 11, 20, 10, 0, 4, 250_000, tzinfo=UTC)),
+        ("2026-11-20T10:00:04.25Z", datetime(2026, 11, 20, 10, 0, 4, 250_000, tzinfo=UTC)),
+        ("2026-11-20T10:00:04.123456Z", datetime(2026, 11, 20, 10, 0, 4, 123_456, tzinfo=UTC)),
+        ("2026-11-20T10:00:04Z", utc(2026, 11, 20, 10, 0, 4)),
+        ("2026-02-30T10:00:04.250Z", None),
+        ("--026-11-20T10:00:04.250Z", None),  # the fast parser alone would read year 26
+        (None, None),
+    ],
+)
+def test_parse_timestamp(text: str | None, expected: datetime | None) -> None:
+    parsed = pl.select(parse_timestamp(pl.lit(text, dtype=pl.String))).item()
+    assert parsed == expected
+
+
+def edited(text: str, edits: list[tuple[int, str]]) -> str:
+    """`text` with the character at each position replaced."""
+    replacements = dict(edits)
+    return "".join(replacements.get(position, character) for position, character in enumerate(text))
+
+
+# Bird's form with up to three characters replaced: near misses of the fast parser's fixed width and format.
+NEAR_BIRD_TIMESTAMPS = st.builds(
+    edited,
+    st.sampled_from(["2026-11-20T10:00:04.250Z", "2016-12-31T23:59:60.999Z", "2024-02-29T00:00:00.000Z"]),
+    st.lists(st.tuples(st.integers(0, 23), st.sampled_from("0123456789-+:.TZz ")), max_size=3),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(NEAR_BIRD_TIMESTAMPS | st.text("0123456789-+:.TZ", max_size=30), min_size=1, max_size=20))
+def test_parse_timestamp_agrees_with_the_general_iso_format(texts: list[str]) -> None:
+    text = pl.col("text")
+    general = text.str.to_datetime(ISO_TIMESTAMP_FORMAT, time_unit="us", time_zone="UTC", strict=False)
+    parsed = pl.DataFrame({"text": texts}).select(fast=parse_timestamp(text), general=general)
+    # Compared in polars: some texts parse to years before 1, which Python datetimes cannot hold.
+    assert_series_equal(parsed["fast"], parsed["general"], check_names=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abcd"), st.integers(0, 2), st.integers(0, 2)), max_size=12))
+def test_latest_version_agrees_with_a_full_sort(versions: list[tuple[str, int, int]]) -> None:
+    """Repeated ids, with ties on updated_at and on ingested_at, keep the row a full sort would keep."""
+    rows = pl.DataFrame(
+        {
+            "id": [id_ for id_, _, _ in versions],
+            "updated_at": [utc(2026, 11, 20, 10, 0, second) for _, second, _ in versions],
+            "ingested_at": [utc(2026, 11, 21, hour) for _, _, hour in versions],
+        },
+        schema={"id": pl.String, "updated_at": UTC_TS, "ingested_at": UTC_TS},
+    ).with_row_index("row")
+    expected = rows.sort("updated_at", "ingested_at", "row").unique("id", keep="last")
+    kept = latest_version(rows.lazy(), version="updated_at").collect()
+    assert_frame_equal(kept.sort("id"), expected.sort("id"))

@@ -10,6 +10,9 @@ from transforms.schema import MESSAGE_SCHEMA, RAW_MESSAGE_PARSED_DTYPE
 
 # Bird's ISO 8601 timestamps, with 'Z' or a '+02:00'-style offset and optional fractional seconds.
 ISO_TIMESTAMP_FORMAT: Final = "%Y-%m-%dT%H:%M:%S%.f%#z"
+# The form Bird sends ('2026-11-20T10:00:04.250Z'): fixed width, so polars parses it ~7x faster.
+BIRD_TIMESTAMP_FORMAT: Final = "%Y-%m-%dT%H:%M:%S.%3fZ"
+BIRD_TIMESTAMP_BYTES: Final = 24
 
 # Only the parts of Bird's Message we flatten (facts 3.3). Decoding with an explicit dtype is fast, ignores
 # unknown fields, and gives missing or null objects as null structs. The typed landing columns (id, status,
@@ -19,23 +22,34 @@ MESSAGE_JSON_DTYPE: Final = RAW_MESSAGE_PARSED_DTYPE
 
 
 def parse_timestamp(text: pl.Expr) -> pl.Expr:
-    """ISO 8601 text with an offset -> UTC microseconds; text that does not parse becomes null."""
-    return text.str.to_datetime(ISO_TIMESTAMP_FORMAT, time_unit="us", time_zone="UTC", strict=False)
+    """ISO 8601 text with an offset -> UTC microseconds; text that does not parse becomes null.
+
+    Bird's own form takes the fast fixed-width parser (uncached: timestamps rarely repeat), anything else
+    (offsets, other fractions) the general format. The fast parser's result is kept only for text of the
+    form's exact width: it accepts some malformed longer text that the general format rejects.
+    """
+    bird_form = text.str.to_datetime(
+        BIRD_TIMESTAMP_FORMAT, time_unit="us", time_zone="UTC", strict=False, cache=False
+    )
+    fast = pl.when(text.str.len_bytes() == BIRD_TIMESTAMP_BYTES).then(bird_form)
+    other = pl.when(fast.is_null()).then(text)
+    general = other.str.to_datetime(ISO_TIMESTAMP_FORMAT, time_unit="us", time_zone="UTC", strict=False)
+    return pl.coalesce(fast, general)
 
 
 def latest_version(raw: pl.LazyFrame, *, version: str) -> pl.LazyFrame:
     """One row per id: the highest `version`, then the latest ingested; later input rows win exact ties.
 
-    Only the key columns are sorted, so the wide `raw` JSON column is never shuffled.
+    Landed partitions hold each id once, so only the rows of repeated ids are sorted (a stable sort keeps
+    exact ties in input order); the others pass through in their order, the kept versions following them.
     """
-    indexed = raw.with_row_index("_row")
-    kept_rows = (
-        indexed.select("_row", "id", version, "ingested_at")
-        .sort(version, "ingested_at", "_row")
-        .unique(subset="id", keep="last")
-        .select("_row")
+    flagged = raw.with_columns(_repeated=pl.col("id").is_duplicated())
+    latest_of_repeated = (
+        flagged.filter("_repeated")
+        .sort(version, "ingested_at", maintain_order=True)
+        .unique(subset="id", keep="last", maintain_order=True)
     )
-    return indexed.join(kept_rows, on="_row", how="semi").drop("_row")
+    return pl.concat([flagged.filter(~pl.col("_repeated")), latest_of_repeated]).drop("_repeated")
 
 
 def platform_by_channel(channels: pl.LazyFrame) -> pl.LazyFrame:
@@ -48,15 +62,23 @@ def platform_by_channel(channels: pl.LazyFrame) -> pl.LazyFrame:
 def _identifier_kind(identifier_key: pl.Expr, identifier: pl.Expr) -> pl.Expr:
     """phone | email | other, from Bird's identifierKey when given, else from the identifier's shape."""
     key = identifier_key.str.to_lowercase()
+    unkeyed = pl.when(identifier_key.is_null()).then(identifier)  # only these need the shape tests
     return (
         pl.when(identifier.is_null())
         .then(None)
-        .when((key == "phonenumber") | (key.is_null() & identifier.str.contains(r"^\+\d")))
+        .when((key == "phonenumber") | unkeyed.str.contains(r"^\+\d"))
         .then(pl.lit("phone"))
-        .when((key == "emailaddress") | (key.is_null() & identifier.str.contains("@")))
+        .when((key == "emailaddress") | unkeyed.str.contains("@", literal=True))
         .then(pl.lit("email"))
         .otherwise(pl.lit("other"))
     )
+
+
+def _phone_number(contact: pl.Expr) -> pl.Expr:
+    """The contact's identifier when it is a phone number that begins '+<digit>' or '<digit>', else null."""
+    identifier = contact.struct.field("identifierValue")
+    is_phone = _identifier_kind(contact.struct.field("identifierKey"), identifier) == "phone"
+    return pl.when(is_phone & identifier.str.contains(r"^\+?\d")).then(identifier)
 
 
 def _parsed_message(raw_schema: pl.Schema) -> pl.Expr:
@@ -85,22 +107,26 @@ def flatten_messages(raw: pl.LazyFrame, channels: pl.LazyFrame) -> pl.LazyFrame:
     """
     message = pl.col("message")
     sender, receiver, failure = (message.struct.field(name) for name in ("sender", "receiver", "failure"))
-    first_contact = receiver.struct.field("contacts").list.first()
+    first_contact = pl.col("first_contact")
     receiver_identifier = pl.coalesce(
         receiver.struct.field("connector").struct.field("identifierValue"),
         first_contact.struct.field("identifierValue"),
     )
-    contact = pl.coalesce(first_contact, sender.struct.field("contact"))
-    contact_identifier = contact.struct.field("identifierValue")
-    is_contact_phone = _identifier_kind(contact.struct.field("identifierKey"), contact_identifier) == "phone"
-    is_readable_number = is_contact_phone & contact_identifier.str.contains(r"^\+?\d")
+    contact, phone_number = pl.col("contact"), pl.col("phone_number")
     status = pl.col("status")
     is_final = status.is_in(vocabulary.FINAL_STATUSES)
-    last_status_at = parse_timestamp(message.struct.field("lastStatusAt"))
+    last_status_at = pl.col("last_status_at")
     return (
         latest_version(raw, version="updated_at")
         .with_columns(message=_parsed_message(raw.collect_schema()))
         .join(platform_by_channel(channels), on=["workspace_id", "channel_id"], how="left")
+        # Parts used more than once, computed once: polars' subexpression elimination misses most of them.
+        .with_columns(
+            first_contact=receiver.struct.field("contacts").list.first(),
+            last_status_at=parse_timestamp(message.struct.field("lastStatusAt")),
+        )
+        .with_columns(contact=pl.coalesce(first_contact, sender.struct.field("contact")))
+        .with_columns(phone_number=_phone_number(contact))
         .select(
             "id",
             "workspace_id",
@@ -121,8 +147,8 @@ def flatten_messages(raw: pl.LazyFrame, channels: pl.LazyFrame) -> pl.LazyFrame:
             ),
             receiver_identifier=receiver_identifier,
             receiver_kind=_identifier_kind(first_contact.struct.field("identifierKey"), receiver_identifier),
-            country_code=pl.when(is_readable_number)
-            .then(country_code(pl.when(is_readable_number).then(contact_identifier)))
+            country_code=pl.when(phone_number.is_not_null())
+            .then(country_code(phone_number))
             .otherwise(contact.struct.field("countryCode")),
             body_type=pl.coalesce(
                 message.struct.field("body").struct.field("type"),
