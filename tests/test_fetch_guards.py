@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import orjson
-import polars as pl
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -23,7 +22,7 @@ from pipelines.bird.errors import PaginationError
 from pipelines.bird.retry import RetryPolicy
 from pipelines.bird.settings import BirdSettings
 from pipelines.ingest.checkpoint import StagingArea
-from pipelines.ingest.fetch import FetchSettings, PartitionFetcher
+from pipelines.ingest.fetch import FetchSettings, PartitionFetcher, SpoolSegment, read_segments
 from pipelines.ingest.windows import Window
 
 WORKSPACE = "7b0a6a0e-2f7c-4b1e-9a53-2f52c1f0d2aa"
@@ -47,7 +46,7 @@ def _serve(page: Callable[[str | None], Awaitable[Response]]) -> Starlette:
     return Starlette(routes=[Route(f"/workspaces/{WORKSPACE}/channels/messages", messages)])
 
 
-async def _fetch(app: Starlette, tmp_path: Path, **settings: object) -> list[str]:
+async def _fetch(app: Starlette, tmp_path: Path, **settings: object) -> list[SpoolSegment]:
     client_settings = BirdSettings(access_key="k", workspace_id=WORKSPACE, api_url="http://bird.test")
     retry = RetryPolicy(max_attempts=2, initial=0.01, maximum=0.01)
     async with AsyncBirdClient(
@@ -56,12 +55,10 @@ async def _fetch(app: Starlette, tmp_path: Path, **settings: object) -> list[str
         fetcher = PartitionFetcher(
             client,
             StagingArea(tmp_path),
-            workspace_id=WORKSPACE,
             settings=FetchSettings(initial_parts=1, page_size=2, **settings),  # type: ignore[arg-type]
-            ingested_at=dt.datetime.now(dt.UTC),
         )
         result = await fetcher.run("p", WINDOW)
-        return result.spool_files
+        return result.segments
 
 
 def _page(numbers: list[int], token: str | None) -> Response:
@@ -86,7 +83,8 @@ def test_a_page_cap_stops_an_endless_list(tmp_path: Path) -> None:
         asyncio.run(_fetch(_serve(page), tmp_path, max_pages_per_leaf=5))
 
 
-def test_a_rejected_token_restarts_the_sub_window(tmp_path: Path) -> None:
+@pytest.mark.parametrize("spool_rows", [20_000, 2])  # with 2, the pages before the rejection were spooled
+def test_a_rejected_token_restarts_the_sub_window(tmp_path: Path, spool_rows: int) -> None:
     rejected = {"done": False}
 
     async def page(token: str | None) -> Response:
@@ -99,7 +97,7 @@ def test_a_rejected_token_restarts_the_sub_window(tmp_path: Path) -> None:
         n = int(token or 0)
         return _page([n * 2, n * 2 + 1], str(n + 1) if n < 3 else None)
 
-    spool_files = asyncio.run(_fetch(_serve(page), tmp_path))
-    ids = pl.read_parquet([tmp_path / name for name in spool_files])["id"].to_list()
+    segments = asyncio.run(_fetch(_serve(page), tmp_path, spool_rows=spool_rows))
+    ids = [i for table in read_segments(segments, ["id"]) for i in table.column("id").to_pylist()]
     assert sorted(ids) == sorted(f"m{n}" for n in range(8))
     assert rejected["done"]

@@ -9,6 +9,8 @@ import threading
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
@@ -20,12 +22,19 @@ from pipelines.emulator.model import to_ms
 from pipelines.emulator.server import RunningEmulator, run_emulator
 from pipelines.emulator.store import MessageStore
 from pipelines.ingest.checkpoint import StagingArea
-from pipelines.ingest.fetch import FetchSettings, PartitionFetcher, parsed_from_json
-from pipelines.ingest.land import RAW_MESSAGES, LandedPartition, land_messages, unparsed_rows
+from pipelines.ingest.fetch import FetchResult, FetchSettings, PartitionFetcher, read_segments
+from pipelines.ingest.land import (
+    RAW_MESSAGES,
+    LandedPartition,
+    land_messages,
+    parsed_from_json,
+    unparsed_rows,
+)
 from pipelines.ingest.windows import Window
 from pipelines.lake import Lake
 from tests.conftest import EMULATOR_NOW, EMULATOR_SPEC
 from transforms.messages import flatten_messages
+from transforms.quality import duplicate_ids
 from transforms.schema import CHANNEL_SCHEMA
 
 DAY = dt.date(2026, 1, 13)
@@ -91,21 +100,44 @@ def test_a_busy_window_is_split_and_still_exact(emulator_module: RunningEmulator
 
     async def go() -> set[str]:
         async with _client(emulator_module) as client:
-            fetcher = PartitionFetcher(
-                client,
-                StagingArea(tmp_path),
-                workspace_id=emulator_module.workspace_id,
-                settings=settings,
-                ingested_at=dt.datetime.now(dt.UTC),
-            )
+            fetcher = PartitionFetcher(client, StagingArea(tmp_path), settings=settings)
             result = await fetcher.run("p", window)
             assert fetcher.stats.splits >= 1
             assert fetcher.stats.leaves > 1
-            frame = pl.read_parquet([tmp_path / name for name in result.spool_files])
+            frame = pl.from_arrow(pa.concat_tables(read_segments(result.segments)))
             assert frame["id"].is_unique().all()
             return set(frame["id"])
 
     assert asyncio.run(go()) == _truth(emulator_module)
+
+
+def test_rows_waiting_in_memory_are_bounded_across_leaves(
+    emulator_module: RunningEmulator, tmp_path: Path
+) -> None:
+    """However many leaves page at once, fewer than `spool_rows` rows plus one page wait in memory: they are
+    spooled together, each leaf's rows a row group of one shared file."""
+    settings = FetchSettings(page_size=20, initial_parts=8, leaf_concurrency=8, spool_rows=50)
+
+    async def go() -> FetchResult:
+        async with _client(emulator_module) as client:
+            return await PartitionFetcher(client, StagingArea(tmp_path), settings=settings).run(
+                "p", Window.day(DAY)
+            )
+
+    result = asyncio.run(go())
+    files = [pq.ParquetFile(path) for path in {path for path, _ in result.segments}]
+    assert len(files) > 1
+    assert max(file.metadata.num_rows for file in files) < settings.spool_rows + settings.page_size
+    assert max(file.metadata.num_row_groups for file in files) > 1  # several leaves in one file
+    spooled = pl.from_arrow(pa.concat_tables(read_segments(result.segments)))
+    assert set(spooled["id"]) == _truth(emulator_module) and spooled["id"].is_unique().all()
+
+
+@pytest.mark.parametrize("ids_per_pass", [1, 3, 1_000])
+def test_duplicate_ids_are_counted_exactly_in_one_pass_or_several(ids_per_pass: int) -> None:
+    ids = ["a", "b", "a", "c", None, "a", None]
+    raw = pl.LazyFrame({"id": ids}, schema={"id": pl.String})
+    assert duplicate_ids(raw, rows=len(ids), ids_per_pass=ids_per_pass) == 3  # "a" twice more, null once
 
 
 @pytest.mark.parametrize(
@@ -221,11 +253,17 @@ def test_a_message_whose_fields_do_not_parse_is_archived_and_decoded_from_json()
     odd = good.replace(b'"m1"', b'"m2"').replace(b'"reason":"ok"', b'"reason":["not","text"]')
     page = decode_message_page(b'{"results":[' + good + b"," + odd + b"]}")
     assert [key.id for key in page.keys] == ["m1", "m2"] and not page.rejected
+
+    def parsed(*raw: bytes) -> pa.Array:
+        return parsed_from_json(pa.array(raw, pa.string()))
+
     # Arrow's reader refuses the batch, so each message is decoded alone: only the odd one has no `parsed`.
-    parsed = parsed_from_json(page.raw)
-    assert parsed.is_null().to_pylist() == [False, True]
-    assert parsed.field("reason").to_pylist()[0] == "ok"
-    # A batch that fits goes through Arrow's reader; JSON spread over several lines is read all the same.
+    assert parsed(*page.raw).is_null().to_pylist() == [False, True]
+    assert parsed(*page.raw).field("reason").to_pylist()[0] == "ok"
+    # A batch that fits goes through Arrow's reader; JSON spread over several lines is read all the same,
+    # and so are the messages of a slice of the `raw` column.
     pretty = good.replace(b",", b",\n  ")
-    assert parsed_from_json([good, pretty]).equals(parsed_from_json([good, good]))
-    assert parsed_from_json([good, pretty]).field("reason").to_pylist() == ["ok", "ok"]
+    assert parsed(good, pretty).equals(parsed(good, good))
+    assert parsed(good, pretty).field("reason").to_pylist() == ["ok", "ok"]
+    sliced = pa.array([odd, good, pretty, odd], pa.string()).slice(1, 2)
+    assert parsed_from_json(sliced).equals(parsed(good, good))

@@ -70,11 +70,11 @@ def _land(emulator: RunningEmulator, root: Path) -> tuple[LandedPartition, int]:
     return asyncio.run(go())
 
 
-def _checkpointed_spool_files(root: Path) -> int:
+def _checkpointed_segments(root: Path) -> int:
     total = 0
     for path in (root / "staging").rglob("checkpoint.json"):
         with contextlib.suppress(OSError, ValueError):  # a checkpoint being replaced right now
-            total += sum(len(leaf["spool_files"]) for leaf in json.loads(path.read_text())["leaves"])
+            total += sum(len(leaf["segments"]) for leaf in json.loads(path.read_text())["leaves"])
     return total
 
 
@@ -96,7 +96,7 @@ def test_killed_run_resumes_and_the_old_version_stays_readable(
         [sys.executable, "-c", LAND_SCRIPT, str(tmp_path), DAY.isoformat(), repr(SETTINGS)], env=env
     )
     deadline = time.monotonic() + 60
-    while _checkpointed_spool_files(tmp_path) < 3:
+    while _checkpointed_segments(tmp_path) < 3:
         assert process.poll() is None, "the run ended before it could be killed"
         assert time.monotonic() < deadline
         # Readers see the whole previous version while the new one is being fetched.

@@ -269,8 +269,8 @@ def _token(value: str | None) -> str | None:
 def decode_message_page(body: bytes) -> MessagePage:
     """Keys and raw JSON of a page in two C-speed passes; item by item only when an item cannot be keyed.
 
-    The other fields the warehouse needs are parsed later, a spool file at a time, by Arrow's JSON reader
-    (pipelines/ingest/fetch.py `parsed_from_json`): in C, without a Python object per field."""
+    The other fields the warehouse needs are parsed later, when the partition is assembled, by Arrow's JSON
+    reader (pipelines/ingest/land.py `parsed_from_json`): in C, without a Python object per field."""
     envelope = _RAW_RESULTS.decode(body)
     raw = [bytes(item) for item in envelope.results]
     token = _token(envelope.next_page_token)

@@ -1,19 +1,21 @@
 """Per-partition fetch progress, so a run that died resumes mid-window instead of starting the day again.
 
 The checkpoint of a partition lives in its staging directory beside the spool files it names. It records the
-leaf windows of the fan-out and, for each, how far paging got: the spool files landed and the page token that
-follows them. It is rewritten atomically after every change that matters for a resume.
+leaf windows of the fan-out and, for each, how far paging got: the spool segments landed and the page token
+that follows them. It is rewritten atomically after every change that matters for a resume, and it is what
+commits a spool file: a file no checkpoint names (a writer that died) is deleted on resume.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+
+import msgspec
 
 CHECKPOINT_FILE = "checkpoint.json"
 
@@ -22,6 +24,13 @@ class LeafState(StrEnum):
     PENDING = "pending"
     PAGING = "paging"
     DONE = "done"
+
+
+class Segment(msgspec.Struct, frozen=True, array_like=True):
+    """Rows of one leaf in a spool file: the file's row group `row_group` (a file holds many leaves)."""
+
+    file: str
+    row_group: int
 
 
 @dataclass
@@ -34,7 +43,7 @@ class LeafProgress:
     next_token: str | None = None
     pages: int = 0
     rows: int = 0
-    spool_files: list[str] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
     rejected: list[dict[str, str]] = field(default_factory=list)  # {"raw", "reason"} of quarantined items
 
     @property
@@ -63,6 +72,15 @@ class Checkpoint:
         return [leaf for leaf in self.leaves.values() if leaf.state is not LeafState.DONE]
 
 
+@dataclass
+class _Saved:
+    """The checkpoint file: what a resume needs."""
+
+    partition_key: str
+    plan_key: str
+    leaves: list[LeafProgress]
+
+
 class StagingArea:
     """The staging directory of one partition: its checkpoint and spool files."""
 
@@ -71,18 +89,15 @@ class StagingArea:
 
     def load(self, partition_key: str, plan_key: str) -> Checkpoint | None:
         path = self.directory / CHECKPOINT_FILE
-        if not path.exists():
-            return None
         try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
+            saved = msgspec.json.decode(path.read_bytes(), type=_Saved)
+        except (OSError, msgspec.DecodeError):
             return None
-        if data.get("partition_key") != partition_key or data.get("plan_key") != plan_key:
+        if saved.partition_key != partition_key or saved.plan_key != plan_key:
             return None
         leaves = {}
-        for raw in data["leaves"]:
-            leaf = LeafProgress(**{**raw, "state": LeafState(raw["state"])})
-            if all((self.directory / name).exists() for name in leaf.spool_files):
+        for leaf in saved.leaves:
+            if all((self.directory / segment.file).exists() for segment in leaf.segments):
                 leaves[leaf.leaf_id] = leaf
             else:  # a spool file went missing: page that leaf again
                 leaves[leaf.leaf_id] = LeafProgress(window_key=leaf.window_key, channel_id=leaf.channel_id)
@@ -90,13 +105,9 @@ class StagingArea:
 
     def save(self, checkpoint: Checkpoint) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "partition_key": checkpoint.partition_key,
-            "plan_key": checkpoint.plan_key,
-            "leaves": [asdict(leaf) for leaf in checkpoint.leaves.values()],
-        }
+        saved = _Saved(checkpoint.partition_key, checkpoint.plan_key, list(checkpoint.leaves.values()))
         tmp = self.directory / f".{CHECKPOINT_FILE}.{uuid.uuid4().hex}.tmp"
-        tmp.write_text(json.dumps(payload))
+        tmp.write_bytes(msgspec.json.encode(saved))
         os.replace(tmp, self.directory / CHECKPOINT_FILE)
 
     def spool_path(self, name: str) -> Path:
@@ -106,7 +117,7 @@ class StagingArea:
         """Remove spool and temporary files that no leaf of the checkpoint names (leftovers of a crash)."""
         if not self.directory.exists():
             return
-        keep = {name for leaf in checkpoint.leaves.values() for name in leaf.spool_files}
+        keep = {segment.file for leaf in checkpoint.leaves.values() for segment in leaf.segments}
         for path in self.directory.iterdir():
             if path.name != CHECKPOINT_FILE and path.name not in keep:
                 path.unlink(missing_ok=True)

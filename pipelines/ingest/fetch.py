@@ -9,55 +9,59 @@ fetcher trusts neither (the one written-down assumption is that the window filte
 - when a leaf's first page is full and covers only part of the leaf, the leaf is split into children sized
   from the observed density, so one busy hour does not serialize the day (the first page is dropped and
   re-read by the children: one request per split, no assumption on order).
-Progress is checkpointed (see `checkpoint.py`) at every spool flush, so a resumed run skips what landed.
+
+Memory is bounded by `spool_rows`, whatever the day's size: pages are held, as Arrow rows, across all the
+leaves in flight until that many rows wait; they are then written to one spool file, each leaf's rows as
+one row group of it (a segment), and the checkpoint naming the file is saved (see `checkpoint.py`), so a
+resumed run skips what landed. Spool files hold what was served (keys and raw JSON); the partition's other
+columns are added when it is assembled (`land.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import io
+import functools
 import math
-import re
-from collections.abc import Callable
+import os
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate, chain
-from operator import attrgetter
-from types import SimpleNamespace
+from pathlib import Path
 from typing import Literal, Protocol
 
 import pyarrow as pa
-import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from pipelines.bird.errors import PaginationError, ValidationError
-from pipelines.bird.models import MessageKey, MessagePage, MessageRecord, decode_message_record
+from pipelines.bird.models import MessageKey, MessagePage
 from pipelines.bird.query import MessageQuery
-from pipelines.ingest.checkpoint import Checkpoint, LeafProgress, LeafState, StagingArea
+from pipelines.ingest.checkpoint import Checkpoint, LeafProgress, LeafState, Segment, StagingArea
 from pipelines.ingest.pii import PiiMode, PiiPolicy
 from pipelines.ingest.windows import MILLISECOND, Window
-from pipelines.lake import write_table_atomically
-from transforms.schema import RAW_MESSAGE_SCHEMA
+from pipelines.lake import TMP_SUFFIX, parquet_options
 
-
-def _nested_as(type_: pa.DataType, string: pa.DataType, list_type: Callable[..., pa.DataType]) -> pa.DataType:
-    """`type_` with every text inside it as `string` and every list as `list_type`: Parquet cannot slice
-    string views inside nested types yet, and Arrow's JSON reader produces neither views nor large lists."""
-    if pa.types.is_struct(type_):
-        return pa.struct([f.with_type(_nested_as(f.type, string, list_type)) for f in type_])
-    if pa.types.is_large_list(type_) or pa.types.is_list(type_):
-        return list_type(type_.value_field.with_type(_nested_as(type_.value_type, string, list_type)))
-    if pa.types.is_string(type_) or pa.types.is_large_string(type_) or type_ == pa.string_view():
-        return string
-    return type_
-
-
-RAW_MESSAGE_ARROW_SCHEMA = pa.schema(
-    f.with_type(_nested_as(f.type, pa.large_string(), pa.large_list)) if pa.types.is_nested(f.type) else f
-    for f in RAW_MESSAGE_SCHEMA.to_arrow()
-)
 KEEP_PII = PiiPolicy(PiiMode.KEEP)
-_UTC_MICROS = pa.timestamp("us", tz="UTC")
+UTC_MICROS = pa.timestamp("us", tz="UTC")
+# What a spool file holds: the typed keys and the raw JSON of each message, as served (after the PII policy).
+SPOOL_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("channel_id", pa.string()),
+        ("status", pa.string()),
+        ("direction", pa.string()),
+        ("created_at", UTC_MICROS),
+        ("updated_at", UTC_MICROS),
+        ("raw", pa.string()),
+    ]
+)
+# Part of the plan key: a checkpoint naming spool files of another layout is discarded, not misread.
+SPOOL_LAYOUT = "segments-1"
+# Spool files live minutes and are read once: fast lz4 instead of the lake's zstd.
+_SPOOL_OPTIONS = parquet_options(SPOOL_SCHEMA, compression="lz4")
+
+# A spool segment as the assembly reads it: a spool file and the row group of it holding one leaf's rows.
+SpoolSegment = tuple[Path, int]
 
 
 class MessageLister(Protocol):
@@ -86,13 +90,13 @@ class FetchSettings:
     max_split: int = 32
     max_pages_per_leaf: int = 100_000
     leaf_concurrency: int = 32
-    spool_rows: int = 20_000
+    spool_rows: int = 20_000  # rows held in memory across the partition's leaves before they are spooled
     max_leaf_restarts: int = 2
     repair_rounds: int = 1  # re-page channels holding fewer messages than Bird's channel metrics report
 
     def plan_key(self, channel_ids: list[str] | None) -> str:
         channels = ",".join(sorted(channel_ids)) if channel_ids else "-"
-        return f"{self.source}|{self.page_size}|{self.initial_parts}|{channels}"
+        return f"{SPOOL_LAYOUT}|{self.source}|{self.page_size}|{self.initial_parts}|{channels}"
 
 
 @dataclass
@@ -112,8 +116,19 @@ class FetchStats:
 
 @dataclass
 class FetchResult:
-    spool_files: list[str]
+    segments: list[SpoolSegment]  # in leaf order
     stats: FetchStats = field(default_factory=FetchStats)
+    rejected: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class _Held:
+    """A leaf's pages not yet in a spool file, and what its checkpoint becomes once they are."""
+
+    leaf: LeafProgress
+    batches: list[pa.RecordBatch] = field(default_factory=list)
+    rows: int = 0
+    next_token: str | None = None  # the token that follows the held pages; None once the leaf is done
     rejected: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -125,9 +140,7 @@ class PartitionFetcher:
         client: MessageLister,
         staging: StagingArea,
         *,
-        workspace_id: str,
         settings: FetchSettings,
-        ingested_at: dt.datetime,
         on_messages: Callable[[int], None] | None = None,
         known_ids: frozenset[str] = frozenset(),
         pii: PiiPolicy = KEEP_PII,
@@ -136,11 +149,11 @@ class PartitionFetcher:
         self.pii = pii
         self.known_ids = known_ids  # landed by an earlier pass: a repair pass spools only what is new
         self.staging = staging
-        self.workspace_id = workspace_id
         self.settings = settings
-        self.ingested_at = ingested_at
         self.on_messages = on_messages or (lambda _n: None)
         self.stats = FetchStats()
+        self._held: dict[str, _Held] = {}
+        self._held_rows = 0
 
     async def run(
         self,
@@ -149,7 +162,7 @@ class PartitionFetcher:
         channel_ids: list[str] | None = None,
         expected: dict[str | None, int] | None = None,
     ) -> FetchResult:
-        """Page the window (per channel when `channel_ids` is given) and return the spool files in order.
+        """Page the window (per channel when `channel_ids` is given) and return the spool segments in order.
 
         `expected` holds message counts by channel id (None: the whole workspace) when Bird's metrics
         told them; the first split is then sized to them, so few leaves need splitting on the fly.
@@ -170,12 +183,13 @@ class PartitionFetcher:
         self.staging.discard_unreferenced(checkpoint)
         self.staging.save(checkpoint)
         await self._run_leaves(checkpoint)
+        self._spool(checkpoint)
         leaves = sorted(checkpoint.leaves.values(), key=lambda leaf: (leaf.channel_id or "", leaf.window_key))
         rejected = [record for leaf in leaves for record in leaf.rejected]
         self.stats.leaves = len(leaves)
         self.stats.messages = sum(leaf.rows for leaf in leaves)
         self.stats.rejected = len(rejected)
-        return FetchResult([name for leaf in leaves for name in leaf.spool_files], self.stats, rejected)
+        return FetchResult([self._located(s) for leaf in leaves for s in leaf.segments], self.stats, rejected)
 
     def _initial_parts(self, expected_messages: int | None) -> int:
         if expected_messages is None:
@@ -223,12 +237,11 @@ class PartitionFetcher:
             channel_ids=(leaf.channel_id,) if leaf.channel_id and not by_channel_list else (),
         )
         seen = self._landed_ids(leaf)
-        buffer = self._buffer()
         tokens: set[str] = set()
         restarts = 0
         # `cursor` runs ahead of `leaf.next_token`: the checkpoint (saved by any leaf at any time) may only
         # ever hold the token that follows the pages already in spool files, or a resume would skip the
-        # pages that were still in memory.
+        # pages that were still held in memory.
         cursor = leaf.next_token
         while True:
             token = cursor
@@ -244,7 +257,7 @@ class PartitionFetcher:
                 restarts += 1
                 self.stats.restarted_leaves += 1
                 self._restart(checkpoint, leaf)
-                seen, buffer, tokens, cursor = set(), self._buffer(), set(), None
+                seen, tokens, cursor = set(), set(), None
                 continue
             self.stats.pages += 1
             if leaf.state is LeafState.PENDING and not leaf.pages:
@@ -256,34 +269,22 @@ class PartitionFetcher:
                     return children
             leaf.state = LeafState.PAGING
             leaf.pages += 1
-            new_rows = buffer.add(page, window, seen, self.known_ids, self.stats)
-            self.on_messages(new_rows)
             next_token = page.next_page_token
-            if next_token is not None:
-                if next_token in tokens or next_token == token:
-                    raise PaginationError(
-                        f"page token repeated while paging {leaf.leaf_id}: the server is cycling, stopping"
-                    )
-                tokens.add(next_token)
-                if leaf.pages >= self.settings.max_pages_per_leaf:
-                    raise PaginationError(
-                        f"more than {self.settings.max_pages_per_leaf} pages in leaf {leaf.leaf_id}; "
-                        "raise max_pages_per_leaf or check the server"
-                    )
-            cursor = next_token
-            done = next_token is None
-            if done or buffer.rows >= self.settings.spool_rows:
-                leaf.next_token = cursor
-                self._flush(leaf, buffer)
-                buffer = self._buffer()
-                if done:
-                    leaf.state = LeafState.DONE
-                self.staging.save(checkpoint)
-            if done:
+            self._hold(checkpoint, leaf, page, self._accepted(page, window, seen))
+            del page  # not kept while the next one is awaited: each leaf in flight would hold a page
+            if next_token is None:
                 return []
-
-    def _buffer(self) -> _SpoolBuffer:
-        return _SpoolBuffer(self.workspace_id, self.ingested_at, self.pii)
+            if next_token in tokens or next_token == token:
+                raise PaginationError(
+                    f"page token repeated while paging {leaf.leaf_id}: the server is cycling, stopping"
+                )
+            tokens.add(next_token)
+            if leaf.pages >= self.settings.max_pages_per_leaf:
+                raise PaginationError(
+                    f"more than {self.settings.max_pages_per_leaf} pages in leaf {leaf.leaf_id}; "
+                    "raise max_pages_per_leaf or check the server"
+                )
+            cursor = next_token
 
     async def _list(self, channel_id: str | None, query: MessageQuery, token: str | None) -> MessagePage:
         if channel_id is None:
@@ -308,160 +309,114 @@ class PartitionFetcher:
             LeafProgress(window_key=child.key(), channel_id=leaf.channel_id) for child in window.split(parts)
         ]
 
-    def _flush(self, leaf: LeafProgress, buffer: _SpoolBuffer) -> None:
-        leaf.rejected.extend(buffer.rejected)
-        if buffer.rows:
-            name = f"{leaf.leaf_id.replace(':', '_')}-{len(leaf.spool_files):05d}.parquet"
-            # Spool files live minutes and are read once: fast lz4 instead of the lake's zstd.
-            write_table_atomically(buffer.table(), self.staging.spool_path(name), compression="lz4")
-            leaf.spool_files.append(name)
-            leaf.rows += buffer.rows
+    def _accepted(self, page: MessagePage, window: Window, seen: set[str]) -> pa.RecordBatch:
+        """The page's items that belong to the leaf's window and are new, as spool rows."""
+        start, end, known, stats = window.start, window.end, self.known_ids, self.stats
+        keys: list[MessageKey] = []
+        raw: list[bytes] = []
+        for key, item in zip(page.keys, page.raw, strict=True):
+            if not start <= key.created_at < end:
+                stats.outside_window += 1
+            elif key.id in seen or key.id in known:
+                stats.duplicates += 1
+            else:
+                seen.add(key.id)
+                keys.append(key)
+                raw.append(item)
+        if not self.pii.keeps_everything:
+            raw = [self.pii.scrub_message(item) for item in raw]
+        return spool_batch(keys, raw)
+
+    def _hold(
+        self, checkpoint: Checkpoint, leaf: LeafProgress, page: MessagePage, rows: pa.RecordBatch
+    ) -> None:
+        """Keep a page's rows until enough rows wait across the leaves, then spool them all."""
+        held = self._held.setdefault(leaf.leaf_id, _Held(leaf))
+        held.batches.append(rows)
+        held.rows += rows.num_rows
+        held.next_token = page.next_page_token
+        held.rejected += (
+            {"raw": self.pii.scrub_message(record.raw).decode("utf-8", "replace"), "reason": record.reason}
+            for record in page.rejected
+        )
+        self._held_rows += rows.num_rows
+        self.on_messages(rows.num_rows)
+        if self._held_rows >= self.settings.spool_rows:
+            self._spool(checkpoint)
+
+    def _spool(self, checkpoint: Checkpoint) -> None:
+        """Write every held row to one spool file (a row group per leaf) and checkpoint the leaves past it."""
+        if not self._held:
+            return
+        name = f"{uuid.uuid4().hex}.parquet"
+        with_rows = [held for held in self._held.values() if held.rows]
+        if with_rows:
+            write_spool(self.staging.spool_path(name), [held.batches for held in with_rows])
+        for row_group, held in enumerate(with_rows):
+            held.leaf.segments.append(Segment(name, row_group))
+            held.leaf.rows += held.rows
+        for held in self._held.values():
+            held.leaf.next_token = held.next_token
+            held.leaf.rejected += held.rejected
+            if held.next_token is None:
+                held.leaf.state = LeafState.DONE
+        self._held, self._held_rows = {}, 0
+        self.staging.save(checkpoint)
 
     def _restart(self, checkpoint: Checkpoint, leaf: LeafProgress) -> None:
-        """Page a leaf again from its start (its token was rejected, e.g. expired)."""
-        for name in leaf.spool_files:
-            self.staging.spool_path(name).unlink(missing_ok=True)
-        leaf.spool_files, leaf.rows, leaf.pages, leaf.next_token, leaf.rejected = [], 0, 0, None, []
+        """Page a leaf again from its start (its token was rejected, e.g. expired); rows it spooled stay in
+        their files, unreferenced."""
+        dropped = self._held.pop(leaf.leaf_id, None)
+        self._held_rows -= dropped.rows if dropped else 0
+        leaf.segments, leaf.rows, leaf.pages, leaf.next_token, leaf.rejected = [], 0, 0, None, []
         leaf.state = LeafState.PAGING
         self.staging.save(checkpoint)
 
     def _landed_ids(self, leaf: LeafProgress) -> set[str]:
-        ids: set[str] = set()
-        for name in leaf.spool_files:
-            ids.update(pq.read_table(self.staging.spool_path(name), columns=["id"]).column("id").to_pylist())
-        return ids
+        segments = [self._located(segment) for segment in leaf.segments]
+        return {i for table in read_segments(segments, ["id"]) for i in table.column("id").to_pylist()}
+
+    def _located(self, segment: Segment) -> SpoolSegment:
+        return self.staging.spool_path(segment.file), segment.row_group
 
 
-class _SpoolBuffer:
-    """Rows of one leaf not yet flushed to a spool file: a page's accepted keys are kept as they are and
-    turned into Arrow columns once per flush (no dict per row, no per-row DataFrame work)."""
-
-    def __init__(self, workspace_id: str, ingested_at: dt.datetime, pii: PiiPolicy) -> None:
-        self.workspace_id = workspace_id
-        self.ingested_at = ingested_at
-        self.pii = pii
-        self.keys: list[MessageKey] = []
-        self.raw: list[bytes] = []
-        self.rejected: list[dict[str, str]] = []
-
-    @property
-    def rows(self) -> int:
-        return len(self.raw)
-
-    def add(
-        self, page: MessagePage, window: Window, seen: set[str], known: frozenset[str], stats: FetchStats
-    ) -> int:
-        """Keep the page's items that belong to the window and are new; returns how many."""
-        self.rejected.extend(
-            {"raw": self.pii.scrub_message(record.raw).decode("utf-8", "replace"), "reason": record.reason}
-            for record in page.rejected
-        )
-        start, end = window.start, window.end
-        inside = [
-            (key, raw) for key, raw in zip(page.keys, page.raw, strict=True) if start <= key.created_at < end
-        ]
-        stats.outside_window += len(page.keys) - len(inside)
-        before = len(self.raw)
-        for key, raw in inside:
-            if key.id in seen or key.id in known:
-                stats.duplicates += 1
-                continue
-            seen.add(key.id)
-            self.keys.append(key)
-            self.raw.append(raw)
-        if not self.pii.keeps_everything:
-            self.raw[before:] = [self.pii.scrub_message(raw) for raw in self.raw[before:]]
-        return len(self.raw) - before
-
-    def table(self) -> pa.Table:
-        keys, rows = self.keys, self.rows
-        columns = {
-            "workspace_id": pa.array([self.workspace_id] * rows, pa.string()),
-            "id": pa.array([k.id for k in keys], pa.string()),
-            "channel_id": pa.array([k.channel_id for k in keys], pa.string()),
-            "status": pa.array([k.status for k in keys], pa.string()),
-            "direction": pa.array([k.direction for k in keys], pa.string()),
-            "created_at": pa.array([k.created_at for k in keys], _UTC_MICROS),
-            "updated_at": pa.array([k.updated_at for k in keys], _UTC_MICROS),
-            "raw": pa.array(self.raw, pa.binary()).cast(pa.string()),
-            "ingested_at": pa.array([self.ingested_at] * rows, _UTC_MICROS),
-            "parsed": parsed_from_json(self.raw),
-        }
-        return pa.table(columns).cast(RAW_MESSAGE_ARROW_SCHEMA)
+def spool_batch(keys: list[MessageKey], raw: list[bytes]) -> pa.RecordBatch:
+    """Spool rows of messages: one C-speed pass per column, no dict per row."""
+    return pa.record_batch(
+        [
+            pa.array([key.id for key in keys], pa.string()),
+            pa.array([key.channel_id for key in keys], pa.string()),
+            pa.array([key.status for key in keys], pa.string()),
+            pa.array([key.direction for key in keys], pa.string()),
+            pa.array([key.created_at for key in keys], UTC_MICROS),
+            pa.array([key.updated_at for key in keys], UTC_MICROS),
+            pa.array(raw, pa.binary()).cast(pa.string()),  # checks the bytes are UTF-8
+        ],
+        schema=SPOOL_SCHEMA,
+    )
 
 
-_PARSED_TYPE = RAW_MESSAGE_ARROW_SCHEMA.field("parsed").type
-
-
-# What Arrow's JSON reader produces for `parsed` (cast back to _PARSED_TYPE afterwards).
-_JSON_READER_SCHEMA = pa.schema(list(_nested_as(_PARSED_TYPE, pa.string(), pa.list_)))
-
-
-def parsed_from_json(raw: list[bytes]) -> pa.Array:
-    """The `parsed` column of messages (their JSON as archived, after the PII policy).
-
-    Arrow's JSON reader does it in C (about 10 µs a message, against 20 for msgspec structs turned into
-    Arrow arrays) when every message fits the schema; when one does not (a field of another type, say),
-    each message is decoded on its own and the ones that do not fit get a null `parsed`, which the
-    flattening then decodes from `raw`.
-    """
-    if not raw:
-        return pa.nulls(0, _PARSED_TYPE)
-    lines = b"\n".join(item if b"\n" not in item else item.replace(b"\n", b" ") for item in raw)
+def write_spool(path: Path, segments: Sequence[Sequence[pa.RecordBatch]]) -> None:
+    """One spool file, a row group per segment, that appears whole or not at all (written under a hidden
+    name, fsynced, renamed): the checkpoint saved next names it."""
+    tmp = path.with_name(f".{path.name}{TMP_SUFFIX}")
     try:
-        table = pa_json.read_json(
-            io.BytesIO(lines),
-            read_options=pa_json.ReadOptions(block_size=len(lines) + 1),
-            parse_options=pa_json.ParseOptions(
-                explicit_schema=_JSON_READER_SCHEMA, unexpected_field_behavior="ignore"
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        table = None
-    if table is None or table.num_rows != len(raw):
-        records = [decode_message_record(item) for item in raw]
-        return parsed_column([r if type(r) is MessageRecord else None for r in records], _PARSED_TYPE)
-    children = [column.combine_chunks() for column in table.columns]
-    return pa.StructArray.from_arrays(children, fields=list(_JSON_READER_SCHEMA)).cast(_PARSED_TYPE)
+        with open(tmp, "wb") as sink:
+            with pq.ParquetWriter(sink, SPOOL_SCHEMA, **_SPOOL_OPTIONS) as writer:
+                for batches in segments:
+                    table = pa.Table.from_batches(batches, SPOOL_SCHEMA)
+                    writer.write_table(table, row_group_size=table.num_rows)
+            sink.flush()
+            os.fsync(sink.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
-def _attribute(field_name: str) -> str:
-    """The msgspec attribute of a JSON field: camelCase -> snake_case."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", field_name).lower()
-
-
-def _field_names(type_: pa.DataType) -> set[str]:
-    if pa.types.is_struct(type_):
-        return {name for f in type_ for name in (f.name, *_field_names(f.type))}
-    if pa.types.is_large_list(type_) or pa.types.is_list(type_):
-        return _field_names(type_.value_type)
-    return set()
-
-
-# Stands in for an absent struct, so that each field is read at C speed (attrgetter over map) with no test.
-_ABSENT = SimpleNamespace(**dict.fromkeys(map(_attribute, _field_names(_PARSED_TYPE))))
-
-
-def parsed_column(values: list, type_: pa.DataType) -> pa.Array:
-    """An Arrow array of `type_` from msgspec structs (or None): a few C-speed passes per field, no dict per
-    row. Struct fields are read by the snake_case form of their camelCase name; lists become offsets."""
-    if pa.types.is_struct(type_):
-        mask = pa.array([value is None for value in values], pa.bool_())
-        present = [value or _ABSENT for value in values]
-        children = [
-            parsed_column(list(map(attrgetter(_attribute(field_.name)), present)), field_.type)
-            for field_ in type_
-        ]
-        return pa.StructArray.from_arrays(children, fields=list(type_), mask=mask)
-    if pa.types.is_large_list(type_) or pa.types.is_list(type_):
-        mask = pa.array([value is None for value in values], pa.bool_())
-        offsets = [0, *accumulate(len(value) if value else 0 for value in values)]
-        items = list(chain.from_iterable(filter(None, values)))
-        large = pa.types.is_large_list(type_)
-        return (pa.LargeListArray if large else pa.ListArray).from_arrays(
-            pa.array(offsets, pa.int64() if large else pa.int32()),
-            parsed_column(items, type_.value_type),
-            type=type_,
-            mask=mask,
-        )
-    return pa.array(values, type_)
+def read_segments(
+    segments: Iterable[SpoolSegment], columns: Sequence[str] | None = None
+) -> Iterator[pa.Table]:
+    """Each segment's rows, in order; a spool file is opened once while its segments keep coming."""
+    open_file = functools.lru_cache(maxsize=64)(pq.ParquetFile)
+    for path, row_group in segments:
+        yield open_file(path).read_row_group(row_group, columns=columns, use_threads=False)
