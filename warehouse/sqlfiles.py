@@ -32,6 +32,11 @@ def run(con: duckdb.DuckDBPyConnection, name: str, /, **params: Any) -> duckdb.D
     return run_script(con, SQL_DIR / f"{name}.sql", **params)
 
 
+def statement(name: str) -> str:
+    """The text of the single-statement query `warehouse/sql/<name>.sql`, without its final semicolon."""
+    return (SQL_DIR / f"{name}.sql").read_text().strip().rstrip(";")
+
+
 def query(con: duckdb.DuckDBPyConnection, name: str, /, **params: Any) -> pl.DataFrame:
     """Rows of the single-statement query `warehouse/sql/<name>.sql`, as a polars frame."""
-    return con.sql((SQL_DIR / f"{name}.sql").read_text(), params=params or None).pl()
+    return con.sql(statement(name), params=params or None).pl()

@@ -24,7 +24,7 @@ from filelock import FileLock
 from transforms import marts, vocabulary
 from transforms.schema import CHANNEL_SCHEMA, INTERACTION_SCHEMA, MESSAGE_SCHEMA, REJECTED_RECORD_SCHEMA
 from warehouse.migrate import apply_migrations
-from warehouse.sqlfiles import PACKAGE_DIR, SQL_DIR, query, run
+from warehouse.sqlfiles import PACKAGE_DIR, query, run, statement
 
 SEEDS_DIR = PACKAGE_DIR / "seeds"
 SNAPSHOT_NAME = "warehouse.duckdb"
@@ -411,7 +411,7 @@ def _in_chunks(
     time in whole groups of `grain`, without `day`. A mart whose grain refines `grain` has each of its
     groups in one chunk, so its rows over the chunks, put together, are its rows over the whole. Always
     yields at least one (maybe empty) chunk, so the marts keep their schema."""
-    source = (SQL_DIR / f"{name}.sql").read_text().strip().rstrip(";")
+    source = statement(name)
     keys = ", ".join(grain)
     con.execute(
         f"""create or replace temp table chunk_of_group as
