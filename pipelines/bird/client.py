@@ -8,6 +8,7 @@ included, first takes a slot from the shared rate limiter; every 429 lowers the 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -265,6 +266,7 @@ class AsyncBirdClient(_ClientCore):
     ) -> None:
         super().__init__(settings, limiter=limiter, retry=retry)
         self._http = httpx.AsyncClient(**self._http_options(timeout, max_connections), transport=transport)
+        self._connections = asyncio.Semaphore(max_connections)
 
     async def __aenter__(self) -> AsyncBirdClient:
         return self
@@ -327,11 +329,14 @@ class AsyncBirdClient(_ClientCore):
 
     async def _execute(self, call: _Call[T]) -> T:
         async def attempt(number: int) -> T:
-            if self.limiter is not None:
-                await self.limiter.acquire()
-            with self._exchange(call, number):
-                async with self._http.stream("GET", call.path, params=call.params) as response:
-                    body = b"".join([chunk async for chunk in response.aiter_bytes()])
+            # A connection is ours before a rate-limit slot is taken, so an admitted request is sent at once:
+            # admitted requests queueing for a connection would leave later in a burst (429s at Bird).
+            async with self._connections:
+                if self.limiter is not None:
+                    await self.limiter.acquire()
+                with self._exchange(call, number):
+                    async with self._http.stream("GET", call.path, params=call.params) as response:
+                        body = b"".join([chunk async for chunk in response.aiter_bytes()])
             return self._result(call, response, body)
 
         return await self.retry.acall(attempt)
