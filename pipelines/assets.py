@@ -5,8 +5,11 @@ Each asset reads its window from Dagster, calls plain functions (`pipelines.inge
 """
 
 import asyncio
+import contextlib
 import datetime as dt
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Final
 
 import dagster as dg
@@ -15,7 +18,7 @@ import polars as pl
 from pipelines.ingest.channels import CHANNELS, channels_frame, select_channel_ids
 from pipelines.ingest.land import RAW_MESSAGES, LandedPartition, land_messages
 from pipelines.ingest.windows import Window
-from pipelines.loading import load_days
+from pipelines.loading import WarehouseFeeder, load_days
 from pipelines.partitions import ARCHIVE, days_by_workspace
 from pipelines.progress import MESSAGES_LANDED
 from pipelines.resources import Archive, BirdApi
@@ -33,6 +36,8 @@ RAW_MESSAGE_CHECKS = [
         ("row_count_matches_api", "the partition holds exactly the messages the API paged"),
     ]
 ]
+MESSAGES: Final = "messages"
+MESSAGES_KEY: Final = dg.AssetKey(MESSAGES)
 # A backfill run covers many days of a workspace (Dagster's single-run backfills): one process, one client
 # and one request budget for all of them, instead of a run's fixed cost per day.
 ONE_RUN_PER_BACKFILL: Final = dg.BackfillPolicy.single_run()
@@ -61,45 +66,89 @@ def channels(bird: BirdApi, archive: Archive) -> dg.MaterializeResult:
     )
 
 
-@dg.asset(
-    key=RAW_MESSAGES,
-    partitions_def=ARCHIVE,
-    backfill_policy=ONE_RUN_PER_BACKFILL,
+RAW_MESSAGES_SPEC = dg.AssetSpec(
+    RAW_MESSAGES,
+    description="One row per message id created in the partition's UTC day, typed keys beside Bird's raw "
+    "JSON.",
     group_name="ingestion",
     kinds={"parquet"},
+)
+MESSAGES_SPEC = dg.AssetSpec(
+    MESSAGES,
+    deps=[RAW_MESSAGES, CHANNELS],
+    description="One row per message id (latest updated_at) in the DuckDB warehouse, plus its days' delivery "
+    "marts.",
+    group_name="warehouse",
+    kinds={"duckdb", "polars"},
+    skippable=True,  # not loaded when a blocking check of raw_messages fails (the step then fails)
+)
+
+
+@dg.multi_asset(
+    specs=[RAW_MESSAGES_SPEC, MESSAGES_SPEC],
     check_specs=RAW_MESSAGE_CHECKS,
+    partitions_def=ARCHIVE,
+    backfill_policy=ONE_RUN_PER_BACKFILL,
+    can_subset=True,
     pool="bird_api",
 )
-def raw_messages(context: dg.AssetExecutionContext, bird: BirdApi, archive: Archive) -> dg.MaterializeResult:
-    """One row per message id created in the partition's UTC day, typed keys beside Bird's raw JSON."""
-    landed: list[tuple[str, dt.date, LandedPartition]] = []
-    requests: Counter[str] = Counter()
-    for workspace_id, days in days_by_workspace(context.partition_keys).items():
-        for_workspace, counts = asyncio.run(_land_days(bird, archive, workspace_id, days))
-        landed += [(workspace_id, day, partition) for day, partition in zip(days, for_workspace, strict=True)]
-        requests.update(counts)
-    checks = [
-        raw_partition_checks(
-            archive.lake.scan_partition(RAW_MESSAGES, workspace_id, day),
-            start=Window.day(day).start,
-            end=Window.day(day).end,
-            paged_rows=partition.stats.messages,
-        )
-        for workspace_id, day, partition in landed
-    ]
-    return dg.MaterializeResult(
-        metadata={**_landing_metadata([partition for _, _, partition in landed]), **requests},
+def archived_messages(
+    context: dg.AssetExecutionContext, bird: BirdApi, archive: Archive
+) -> Iterator[dg.MaterializeResult]:
+    """Land the days (raw_messages) and load each into the warehouse (messages) as soon as it has landed and
+    passed its blocking checks, so the warehouse loads overlap the paging; either asset can run alone."""
+    days = days_by_workspace(context.partition_keys)
+    selected = context.selected_asset_keys
+    if dg.AssetKey(RAW_MESSAGES) not in selected:
+        results = load_days(archive.lake, archive.warehouse, RAW_MESSAGES, days)
+        yield dg.MaterializeResult(asset_key=MESSAGES, metadata=load_metadata(results, archive))
+        return
+    feeder = (
+        WarehouseFeeder(archive.lake, archive.warehouse, RAW_MESSAGES) if MESSAGES_KEY in selected else None
+    )
+    with feeder or contextlib.nullcontext():
+        landed: list[LandedDay] = []
+        requests: Counter[str] = Counter()
+        for workspace_id, workspace_days in days.items():
+            for_workspace, counts = asyncio.run(
+                _land_days(bird, archive, workspace_id, workspace_days, feeder)
+            )
+            landed += for_workspace
+            requests.update(counts)
+        loaded = feeder.close() if feeder else []
+    yield dg.MaterializeResult(
+        asset_key=RAW_MESSAGES,
+        metadata={**_landing_metadata([day.partition for day in landed]), **requests},
         check_results=[
-            _check_result(name, [outcome for day in checks for outcome in day if outcome.name == name])
+            _check_result(name, [outcome for day in landed for outcome in day.checks if outcome.name == name])
             for name in (spec.name for spec in RAW_MESSAGE_CHECKS)
         ],
     )
+    if feeder and all(day.passed for day in landed):
+        yield dg.MaterializeResult(asset_key=MESSAGES, metadata=load_metadata(loaded, archive))
+
+
+@dataclass(frozen=True)
+class LandedDay:
+    """A day landed by a run, and its blocking checks' outcomes."""
+
+    partition: LandedPartition
+    checks: list[CheckOutcome]
+
+    @property
+    def passed(self) -> bool:
+        return all(outcome.passed for outcome in self.checks)
 
 
 async def _land_days(
-    bird: BirdApi, archive: Archive, workspace_id: str, days: list[dt.date]
-) -> tuple[list[LandedPartition], dict[str, int]]:
-    """Land a workspace's days (in order), a few at a time, through one client; also its request figures."""
+    bird: BirdApi,
+    archive: Archive,
+    workspace_id: str,
+    days: list[dt.date],
+    feeder: WarehouseFeeder | None,
+) -> tuple[list[LandedDay], dict[str, int]]:
+    """Land a workspace's days (in order), a few at a time, through one client; check each day as it lands
+    and hand it to the feeder when it passes. Also returns the run's request figures."""
     settings = archive.fetch_settings()
     async with bird.client(archive.state_dir, workspace_id) as client:
         channel_ids = None
@@ -107,9 +156,9 @@ async def _land_days(
             channel_ids = select_channel_ids(await client.list_channels(), archive.platforms)
         slots = asyncio.Semaphore(archive.days_in_flight)
 
-        async def land(day: dt.date) -> LandedPartition:
+        async def land(day: dt.date) -> LandedDay:
             async with slots:
-                return await land_messages(
+                partition = await land_messages(
                     client,
                     archive.lake,
                     archive.staging_root,
@@ -120,6 +169,18 @@ async def _land_days(
                     on_messages=MESSAGES_LANDED.add,
                     pii=archive.pii_policy(),
                 )
+            window = Window.day(day)
+            checks = await asyncio.to_thread(
+                raw_partition_checks,
+                archive.lake.scan_partition(RAW_MESSAGES, workspace_id, day),
+                start=window.start,
+                end=window.end,
+                paged_rows=partition.stats.messages,
+            )
+            landed = LandedDay(partition, checks)
+            if feeder is not None and landed.passed:
+                feeder.submit(workspace_id, day)
+            return landed
 
         landed = await asyncio.gather(*(land(day) for day in days))
         stats = client.stats
@@ -137,10 +198,15 @@ def _check_result(name: str, outcomes: list[CheckOutcome]) -> dg.AssetCheckResul
     if len(outcomes) == 1:
         only = outcomes[0]
         return dg.AssetCheckResult(
-            check_name=name, passed=only.passed, description=only.description, metadata=dict(only.figures)
+            asset_key=RAW_MESSAGES,
+            check_name=name,
+            passed=only.passed,
+            description=only.description,
+            metadata=dict(only.figures),
         )
     failed = [outcome for outcome in outcomes if not outcome.passed]
     return dg.AssetCheckResult(
+        asset_key=RAW_MESSAGES,
         check_name=name,
         passed=not failed,
         description="; ".join(outcome.description for outcome in failed) or f"{len(outcomes)} days pass",
@@ -169,22 +235,6 @@ def _landing_metadata(landed: list[LandedPartition]) -> dict[str, object]:
     if len(landed) == 1:
         metadata["path"] = dg.MetadataValue.path(str(landed[0].path))
     return metadata
-
-
-@dg.asset(
-    key="messages",
-    partitions_def=ARCHIVE,
-    backfill_policy=ONE_RUN_PER_BACKFILL,
-    deps=[RAW_MESSAGES, CHANNELS],
-    group_name="warehouse",
-    kinds={"duckdb", "polars"},
-)
-def messages(context: dg.AssetExecutionContext, archive: Archive) -> dg.MaterializeResult:
-    """One row per message id (latest updated_at) in the DuckDB warehouse, plus its days' delivery marts."""
-    results = load_days(
-        archive.lake, archive.warehouse, RAW_MESSAGES, days_by_workspace(context.partition_keys)
-    )
-    return dg.MaterializeResult(metadata=load_metadata(results, archive))
 
 
 def load_metadata(results: list[LoadResult], archive: Archive) -> dict[str, object]:

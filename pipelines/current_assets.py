@@ -20,7 +20,7 @@ from typing import Final
 import dagster as dg
 import polars as pl
 
-from pipelines.assets import ONE_RUN_PER_BACKFILL, load_metadata, messages, raw_messages
+from pipelines.assets import MESSAGES, ONE_RUN_PER_BACKFILL, archived_messages, load_metadata
 from pipelines.ingest.channels import CHANNELS, scan_channels
 from pipelines.ingest.interactions import (
     RAW_INTERACTIONS,
@@ -156,7 +156,7 @@ def raw_interactions(
     key="interactions",
     partitions_def=ARCHIVE,
     backfill_policy=ONE_RUN_PER_BACKFILL,
-    deps=[RAW_INTERACTIONS, messages, CHANNELS],
+    deps=[RAW_INTERACTIONS, MESSAGES, CHANNELS],
     group_name="warehouse",
     kinds={"duckdb", "polars"},
 )
@@ -241,12 +241,10 @@ def _markdown_table(frame: pl.DataFrame) -> str:
 
 keep_current_job = dg.define_asset_job(
     "keep_archive_current",
-    selection=[RAW_MESSAGES, "messages", RAW_INTERACTIONS, "interactions"],
+    selection=[RAW_MESSAGES, MESSAGES, RAW_INTERACTIONS, "interactions"],
     description="Land a day (or land it again), then refresh its interactions; the schedule picks the days.",
 )
-RELIST_SELECTION: Final = [
-    dg.AssetKey(k) for k in (RAW_MESSAGES, "messages", RAW_INTERACTIONS, "interactions")
-]
+RELIST_SELECTION: Final = [dg.AssetKey(k) for k in (RAW_MESSAGES, MESSAGES, RAW_INTERACTIONS, "interactions")]
 INTERACTIONS_SELECTION: Final = [dg.AssetKey(k) for k in (RAW_INTERACTIONS, "interactions")]
 
 
@@ -381,7 +379,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.SupersessionWarning)
     FRESHNESS_CHECKS: Final = [
         *dg.build_last_update_freshness_checks(
-            assets=[raw_messages, messages, raw_interactions, interactions],
+            assets=[archived_messages, raw_interactions, interactions],
             deadline_cron=f"{_minute} {(_hour + FRESHNESS_GRACE_HOURS) % 24} * * *",
             lower_bound_delta=dt.timedelta(days=1),
             timezone="UTC",

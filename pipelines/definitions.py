@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipelines.assets import channels, messages, raw_messages
+from pipelines.assets import archived_messages, channels
 from pipelines.current_assets import (
     CURRENT_ASSETS,
     CURRENT_CHECKS,
@@ -20,12 +20,12 @@ RUNNING = dg.DefaultScheduleStatus.RUNNING
 
 ingest_job = dg.define_asset_job(
     "ingest_messages",
-    selection=[raw_messages, messages, *CURRENT_ASSETS],
+    selection=[archived_messages, *CURRENT_ASSETS],
     description="Land days of messages and their interactions, and load them into the warehouse.",
 )
 messages_job = dg.define_asset_job(
     "ingest_messages_only",
-    selection=[raw_messages, messages],
+    selection=[archived_messages],
     description="Land days of messages and load them (their interactions later: ingest_interactions).",
 )
 interactions_job = dg.define_asset_job(
@@ -38,7 +38,7 @@ refresh_channels_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[channels, raw_messages, messages, *CURRENT_ASSETS, *REPORT_ASSETS],
+    assets=[channels, archived_messages, *CURRENT_ASSETS, *REPORT_ASSETS],
     asset_checks=CURRENT_CHECKS,
     jobs=[ingest_job, messages_job, interactions_job, refresh_channels_job, report_job, *CURRENT_JOBS],
     schedules=[

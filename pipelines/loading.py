@@ -6,8 +6,12 @@ incremental runs loaded.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Callable, Iterator
+import functools
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Final, Literal
 
 import polars as pl
@@ -93,6 +97,72 @@ def load_days(
     results = []
     for workspace_id, days in days_by_workspace.items():
         for batch in batches(days, LOAD_BATCH_DAYS):
-            loads = [partition_load(lake, dataset, workspace_id, day) for day in batch]
-            results += warehouse.load_partitions(_RELATION[dataset], loads)
+            results += _load(lake, warehouse, dataset, [(workspace_id, day) for day in batch])
     return results
+
+
+def _load(
+    lake: Lake, warehouse: Warehouse, dataset: str, days: Sequence[tuple[str, dt.date]]
+) -> list[LoadResult]:
+    loads = [partition_load(lake, dataset, workspace_id, day) for workspace_id, day in days]
+    return warehouse.load_partitions(_RELATION[dataset], loads)
+
+
+class WarehouseFeeder:
+    """Loads landed days into the warehouse on one thread of its own while the caller lands more.
+
+    Each load takes every day handed over since the previous one began (at most LOAD_BATCH_DAYS), so a
+    backfill makes a few large loads and, once its last day has landed, only that day's load remains.
+    Flattening and DuckDB run outside the GIL, so the loads use the second core while the event loop pages.
+    The first load that fails stops the feeder; `close` raises its error.
+    """
+
+    def __init__(self, lake: Lake, warehouse: Warehouse, dataset: str) -> None:
+        self._load = functools.partial(_load, lake, warehouse, dataset)
+        self._waiting: queue.SimpleQueue[tuple[str, dt.date] | None] = queue.SimpleQueue()
+        self._results: list[LoadResult] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="warehouse-feeder", daemon=True)
+        self._thread.start()
+
+    def submit(self, workspace_id: str, day: dt.date) -> None:
+        """Queue a landed and checked day for loading (returns at once)."""
+        self._waiting.put((workspace_id, day))
+
+    def close(self) -> list[LoadResult]:
+        """Wait until every submitted day is loaded; the loads' results, or the first load's error."""
+        if self._thread.is_alive():
+            self._waiting.put(None)
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._results
+
+    def __enter__(self) -> WarehouseFeeder:
+        return self
+
+    def __exit__(self, error_type: type[BaseException] | None, *_: object) -> None:
+        """Leaving on an error: the days already handed over are still loaded, but the caller's error is
+        the one raised."""
+        if error_type is None:
+            self.close()
+        else:
+            with contextlib.suppress(Exception):
+                self.close()
+
+    def _run(self) -> None:
+        closing = False
+        while not closing:
+            days: list[tuple[str, dt.date]] = []
+            item = self._waiting.get()
+            while item is not None:
+                days.append(item)
+                if len(days) == LOAD_BATCH_DAYS or self._waiting.empty():
+                    break
+                item = self._waiting.get()
+            closing = item is None
+            if days and self._error is None:
+                try:
+                    self._results += self._load(days)
+                except BaseException as error:  # handed to the caller by close()
+                    self._error = error

@@ -16,7 +16,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from pipelines.assets import channels, messages, raw_messages
+from pipelines.assets import archived_messages, channels
 from pipelines.current_assets import (
     AS_OF_TAG,
     CURRENT_ASSETS,
@@ -102,7 +102,7 @@ def _definitions(emulator: RunningEmulator, root: Path) -> dg.Definitions:
 def _current_definitions(bird: BirdApi, archive: Archive, settlement: Settlement) -> dg.Definitions:
     """The keeping-current part of the code location, with these resources."""
     return dg.Definitions(
-        assets=[channels, raw_messages, messages, *CURRENT_ASSETS],
+        assets=[channels, archived_messages, *CURRENT_ASSETS],
         asset_checks=[matches_bird_channel_metrics, *FRESHNESS_CHECKS],
         jobs=CURRENT_JOBS,
         schedules=CURRENT_SCHEDULES,
