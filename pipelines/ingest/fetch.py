@@ -13,7 +13,9 @@ fetcher trusts neither (the one written-down assumption is that the window filte
 Memory is bounded by `spool_rows`, whatever the day's size: pages are held, as Arrow rows, across all the
 leaves in flight until that many rows wait; they are then written to one spool file, each leaf's rows as
 one row group of it (a segment), and the checkpoint naming the file is saved (see `checkpoint.py`), so a
-resumed run skips what landed. Spool files hold what was served (keys and raw JSON); the partition's other
+resumed run skips what landed. The rows still held when the last page has come are handed over in memory
+(a day smaller than `spool_rows` never touches the disk); a run that dies before its partition is
+assembled pages them again. Spool files hold what was served (keys and raw JSON); the partition's other
 columns are added when it is assembled (`land.py`).
 """
 
@@ -62,6 +64,8 @@ _SPOOL_OPTIONS = parquet_options(SPOOL_SCHEMA, compression="lz4")
 
 # A spool segment as the assembly reads it: a spool file and the row group of it holding one leaf's rows.
 SpoolSegment = tuple[Path, int]
+# A leaf's rows, spooled or still in memory.
+FetchedRows = SpoolSegment | pa.Table
 
 
 class MessageLister(Protocol):
@@ -116,7 +120,7 @@ class FetchStats:
 
 @dataclass
 class FetchResult:
-    segments: list[SpoolSegment]  # in leaf order
+    segments: list[FetchedRows]  # in leaf order
     stats: FetchStats = field(default_factory=FetchStats)
     rejected: list[dict[str, str]] = field(default_factory=list)
 
@@ -183,13 +187,18 @@ class PartitionFetcher:
         self.staging.discard_unreferenced(checkpoint)
         self.staging.save(checkpoint)
         await self._run_leaves(checkpoint)
-        self._spool(checkpoint)
+        in_memory = self._hand_over_held()
         leaves = sorted(checkpoint.leaves.values(), key=lambda leaf: (leaf.channel_id or "", leaf.window_key))
         rejected = [record for leaf in leaves for record in leaf.rejected]
         self.stats.leaves = len(leaves)
         self.stats.messages = sum(leaf.rows for leaf in leaves)
         self.stats.rejected = len(rejected)
-        return FetchResult([self._located(s) for leaf in leaves for s in leaf.segments], self.stats, rejected)
+        segments: list[FetchedRows] = []
+        for leaf in leaves:
+            segments += [self._located(segment) for segment in leaf.segments]
+            if leaf.leaf_id in in_memory:
+                segments.append(in_memory[leaf.leaf_id])
+        return FetchResult(segments, self.stats, rejected)
 
     def _initial_parts(self, expected_messages: int | None) -> int:
         if expected_messages is None:
@@ -354,14 +363,28 @@ class PartitionFetcher:
             write_spool(self.staging.spool_path(name), [held.batches for held in with_rows])
         for row_group, held in enumerate(with_rows):
             held.leaf.segments.append(Segment(name, row_group))
-            held.leaf.rows += held.rows
+        self._release_held()
+        self.staging.save(checkpoint)
+
+    def _hand_over_held(self) -> dict[str, pa.Table]:
+        """The held rows of each leaf, kept in memory (and out of the saved checkpoint) for the assembly."""
+        tables = {
+            leaf_id: pa.Table.from_batches(held.batches, SPOOL_SCHEMA)
+            for leaf_id, held in self._held.items()
+            if held.rows
+        }
+        self._release_held()
+        return tables
+
+    def _release_held(self) -> None:
+        """Move the held pages' progress onto their leaves and forget the pages."""
         for held in self._held.values():
+            held.leaf.rows += held.rows
             held.leaf.next_token = held.next_token
             held.leaf.rejected += held.rejected
             if held.next_token is None:
                 held.leaf.state = LeafState.DONE
         self._held, self._held_rows = {}, 0
-        self.staging.save(checkpoint)
 
     def _restart(self, checkpoint: Checkpoint, leaf: LeafProgress) -> None:
         """Page a leaf again from its start (its token was rejected, e.g. expired); rows it spooled stay in
@@ -414,9 +437,13 @@ def write_spool(path: Path, segments: Sequence[Sequence[pa.RecordBatch]]) -> Non
 
 
 def read_segments(
-    segments: Iterable[SpoolSegment], columns: Sequence[str] | None = None
+    segments: Iterable[FetchedRows], columns: Sequence[str] | None = None
 ) -> Iterator[pa.Table]:
     """Each segment's rows, in order; a spool file is opened once while its segments keep coming."""
     open_file = functools.lru_cache(maxsize=64)(pq.ParquetFile)
-    for path, row_group in segments:
-        yield open_file(path).read_row_group(row_group, columns=columns, use_threads=False)
+    for segment in segments:
+        if isinstance(segment, pa.Table):
+            yield segment if columns is None else segment.select(columns)
+        else:
+            path, row_group = segment
+            yield open_file(path).read_row_group(row_group, columns=columns, use_threads=False)

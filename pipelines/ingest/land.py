@@ -33,11 +33,11 @@ from pipelines.ingest.checkpoint import StagingArea
 from pipelines.ingest.fetch import (
     KEEP_PII,
     UTC_MICROS,
+    FetchedRows,
     FetchSettings,
     FetchStats,
     MessageLister,
     PartitionFetcher,
-    SpoolSegment,
     read_segments,
 )
 from pipelines.ingest.pii import PiiPolicy
@@ -171,7 +171,7 @@ async def _bird_counts(client: MessageLister, window: Window) -> dict[str, int] 
     return dict(counts)
 
 
-def _counts_by_channel(segments: list[SpoolSegment]) -> Counter[str]:
+def _counts_by_channel(segments: list[FetchedRows]) -> Counter[str]:
     counts: Counter[str] = Counter()
     for table in read_segments(segments, ["channel_id"]):
         for item in pc.value_counts(table.column("channel_id")).to_pylist():
@@ -179,7 +179,7 @@ def _counts_by_channel(segments: list[SpoolSegment]) -> Counter[str]:
     return counts
 
 
-def _ids_of_channels(segments: list[SpoolSegment], channel_ids: list[str]) -> frozenset[str]:
+def _ids_of_channels(segments: list[FetchedRows], channel_ids: list[str]) -> frozenset[str]:
     wanted = pa.array(channel_ids, pa.string())
     tables = read_segments(segments, ["id", "channel_id"])
     return frozenset(
@@ -190,7 +190,7 @@ def _ids_of_channels(segments: list[SpoolSegment], channel_ids: list[str]) -> fr
 
 
 def _assemble(
-    lake: Lake, workspace_id: str, day: dt.date, segments: list[SpoolSegment], ingested_at: dt.datetime
+    lake: Lake, workspace_id: str, day: dt.date, segments: list[FetchedRows], ingested_at: dt.datetime
 ) -> int:
     """Stream the spool segments, in leaf order, into the partition's new version, in row groups of
     ROW_GROUP_ROWS (the last one smaller): memory holds one row group, whatever the day's size."""
