@@ -131,7 +131,7 @@ class Archive(dg.ConfigurableResource):
     initial_parts: int = 8
     leaf_concurrency: int = 32
     days_in_flight: int = 4  # days of one run landed at once (a backfill run covers many)
-    spool_rows: int = 20_000
+    spool_rows: int = 50_000
     pii: str = (
         ""  # keep | hash | drop; empty: $BIRD_ETL_PII, else keep. The hash key: $BIRD_ETL_PII_KEY only.
     )

@@ -342,7 +342,7 @@ def test_the_access_key_never_leaks(store: MessageStore, caplog: pytest.LogCaptu
     async def run() -> list[str]:
         texts = []
         async with client_for(store) as client:
-            texts += [repr(client), str(client.settings), repr(client._http.headers)]
+            texts += [repr(client), str(client.settings), repr(client._pools[0].headers)]
             await collect(client, MessageQuery(limit=200, start_at=START, end_at=END))
             try:
                 await client.list_workspace_messages(MessageQuery(), page_token="bad")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
@@ -48,6 +49,11 @@ from pipelines.bird.retry import RetryPolicy, parse_retry_after
 from pipelines.bird.settings import BirdSettings
 
 DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
+# httpcore checks every idle connection of a pool (a getpeername and a poll each) whenever a request starts
+# or ends, so a request costs more CPU the bigger its pool: the async client spreads its requests over pools
+# of this many connections. Measured over 1,250 pages: 32 connections in one pool 5.5 s of CPU, in four
+# pools of 8 2.8 s.
+CONNECTIONS_PER_POOL: Final = 8
 CHANNELS_PAGE_SIZE: Final = 100
 DEFAULT_RETRY: Final = RetryPolicy()
 
@@ -265,7 +271,14 @@ class AsyncBirdClient(_ClientCore):
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(settings, limiter=limiter, retry=retry)
-        self._http = httpx.AsyncClient(**self._http_options(timeout, max_connections), transport=transport)
+        pools = math.ceil(max_connections / CONNECTIONS_PER_POOL)
+        self._pools = [
+            httpx.AsyncClient(
+                **self._http_options(timeout, math.ceil(max_connections / pools)), transport=transport
+            )
+            for _ in range(pools)
+        ]
+        self._busy = [0] * pools  # requests in flight on each pool
         self._connections = asyncio.Semaphore(max_connections)
 
     async def __aenter__(self) -> AsyncBirdClient:
@@ -275,7 +288,8 @@ class AsyncBirdClient(_ClientCore):
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for pool in self._pools:
+            await pool.aclose()
 
     async def list_workspace_messages(
         self, query: MessageQuery, page_token: str | None = None
@@ -334,9 +348,14 @@ class AsyncBirdClient(_ClientCore):
             async with self._connections:
                 if self.limiter is not None:
                     await self.limiter.acquire()
-                with self._exchange(call, number):
-                    async with self._http.stream("GET", call.path, params=call.params) as response:
-                        body = b"".join([chunk async for chunk in response.aiter_bytes()])
+                pool = min(range(len(self._pools)), key=self._busy.__getitem__)
+                self._busy[pool] += 1
+                try:
+                    with self._exchange(call, number):
+                        async with self._pools[pool].stream("GET", call.path, params=call.params) as response:
+                            body = b"".join([chunk async for chunk in response.aiter_bytes()])
+                finally:
+                    self._busy[pool] -= 1
             return self._result(call, response, body)
 
         return await self.retry.acall(attempt)

@@ -94,7 +94,7 @@ class FetchSettings:
     max_split: int = 32
     max_pages_per_leaf: int = 100_000
     leaf_concurrency: int = 32
-    spool_rows: int = 20_000  # rows held in memory across the partition's leaves before they are spooled
+    spool_rows: int = 50_000  # rows held in memory across the partition's leaves before they are spooled
     max_leaf_restarts: int = 2
     repair_rounds: int = 1  # re-page channels holding fewer messages than Bird's channel metrics report
 
