@@ -13,10 +13,12 @@ fetcher trusts neither (the one written-down assumption is that the window filte
 Memory is bounded by `spool_rows`, whatever the day's size: pages are held, as Arrow rows, across all the
 leaves in flight until that many rows wait; they are then written to one spool file, each leaf's rows as
 one row group of it (a segment), and the checkpoint naming the file is saved (see `checkpoint.py`), so a
-resumed run skips what landed. The rows still held when the last page has come are handed over in memory
-(a day smaller than `spool_rows` never touches the disk); a run that dies before its partition is
-assembled pages them again. Spool files hold what was served (keys and raw JSON); the partition's other
-columns are added when it is assembled (`land.py`).
+resumed run skips what landed. The file is written in a thread while the leaves go on paging, so at most
+twice `spool_rows` rows (and a page per leaf) are in memory: one spool being written, the next filling.
+The rows still held when the last page has come are handed over in memory (a day smaller than
+`spool_rows` never touches the disk); a run that dies before its partition is assembled pages them again.
+Spool files hold what was served (keys and raw JSON); the partition's other columns are added when it is
+assembled (`land.py`).
 """
 
 from __future__ import annotations
@@ -158,6 +160,7 @@ class PartitionFetcher:
         self.stats = FetchStats()
         self._held: dict[str, _Held] = {}
         self._held_rows = 0
+        self._spooling = asyncio.Lock()
 
     async def run(
         self,
@@ -265,7 +268,7 @@ class PartitionFetcher:
                     raise
                 restarts += 1
                 self.stats.restarted_leaves += 1
-                self._restart(checkpoint, leaf)
+                await self._restart(checkpoint, leaf)
                 seen, tokens, cursor = set(), set(), None
                 continue
             self.stats.pages += 1
@@ -279,7 +282,7 @@ class PartitionFetcher:
             leaf.state = LeafState.PAGING
             leaf.pages += 1
             next_token = page.next_page_token
-            self._hold(checkpoint, leaf, page, self._accepted(page, window, seen))
+            await self._hold(checkpoint, leaf, page, self._accepted(page, window, seen))
             del page  # not kept while the next one is awaited: each leaf in flight would hold a page
             if next_token is None:
                 return []
@@ -336,10 +339,13 @@ class PartitionFetcher:
             raw = [self.pii.scrub_message(item) for item in raw]
         return spool_batch(keys, raw)
 
-    def _hold(
+    async def _hold(
         self, checkpoint: Checkpoint, leaf: LeafProgress, page: MessagePage, rows: pa.RecordBatch
     ) -> None:
         """Keep a page's rows until enough rows wait across the leaves, then spool them all."""
+        while self._held_rows >= self.settings.spool_rows:  # the next spool is due: wait for it to start
+            async with self._spooling:
+                pass
         held = self._held.setdefault(leaf.leaf_id, _Held(leaf))
         held.batches.append(rows)
         held.rows += rows.num_rows
@@ -351,49 +357,45 @@ class PartitionFetcher:
         self._held_rows += rows.num_rows
         self.on_messages(rows.num_rows)
         if self._held_rows >= self.settings.spool_rows:
-            self._spool(checkpoint)
+            await self._spool(checkpoint)
 
-    def _spool(self, checkpoint: Checkpoint) -> None:
-        """Write every held row to one spool file (a row group per leaf) and checkpoint the leaves past it."""
-        if not self._held:
-            return
-        name = f"{uuid.uuid4().hex}.parquet"
-        with_rows = [held for held in self._held.values() if held.rows]
-        if with_rows:
-            write_spool(self.staging.spool_path(name), [held.batches for held in with_rows])
-        for row_group, held in enumerate(with_rows):
-            held.leaf.segments.append(Segment(name, row_group))
-        self._release_held()
-        self.staging.save(checkpoint)
+    async def _spool(self, checkpoint: Checkpoint) -> None:
+        """Write every held row to one spool file (a row group per leaf) and checkpoint the leaves past it.
+
+        The file is written in a thread, so the other leaves keep paging (and holding new rows) meanwhile;
+        spools happen one at a time, in order, so a leaf's checkpointed token only ever moves forward.
+        """
+        async with self._spooling:
+            taken, self._held, self._held_rows = self._held, {}, 0
+            name = f"{uuid.uuid4().hex}.parquet"
+            with_rows = [held for held in taken.values() if held.rows]
+            if with_rows:
+                path = self.staging.spool_path(name)
+                await asyncio.to_thread(write_spool, path, [held.batches for held in with_rows])
+            for row_group, held in enumerate(with_rows):
+                held.leaf.segments.append(Segment(name, row_group))
+            _release(taken.values())
+            self.staging.save(checkpoint)
 
     def _hand_over_held(self) -> dict[str, pa.Table]:
         """The held rows of each leaf, kept in memory (and out of the saved checkpoint) for the assembly."""
-        tables = {
+        taken, self._held, self._held_rows = self._held, {}, 0
+        _release(taken.values())
+        return {
             leaf_id: pa.Table.from_batches(held.batches, SPOOL_SCHEMA)
-            for leaf_id, held in self._held.items()
+            for leaf_id, held in taken.items()
             if held.rows
         }
-        self._release_held()
-        return tables
 
-    def _release_held(self) -> None:
-        """Move the held pages' progress onto their leaves and forget the pages."""
-        for held in self._held.values():
-            held.leaf.rows += held.rows
-            held.leaf.next_token = held.next_token
-            held.leaf.rejected += held.rejected
-            if held.next_token is None:
-                held.leaf.state = LeafState.DONE
-        self._held, self._held_rows = {}, 0
-
-    def _restart(self, checkpoint: Checkpoint, leaf: LeafProgress) -> None:
+    async def _restart(self, checkpoint: Checkpoint, leaf: LeafProgress) -> None:
         """Page a leaf again from its start (its token was rejected, e.g. expired); rows it spooled stay in
-        their files, unreferenced."""
-        dropped = self._held.pop(leaf.leaf_id, None)
-        self._held_rows -= dropped.rows if dropped else 0
-        leaf.segments, leaf.rows, leaf.pages, leaf.next_token, leaf.rejected = [], 0, 0, None, []
-        leaf.state = LeafState.PAGING
-        self.staging.save(checkpoint)
+        their files, unreferenced. A spool under way finishes first, so none of its rows come back."""
+        async with self._spooling:
+            dropped = self._held.pop(leaf.leaf_id, None)
+            self._held_rows -= dropped.rows if dropped else 0
+            leaf.segments, leaf.rows, leaf.pages, leaf.next_token, leaf.rejected = [], 0, 0, None, []
+            leaf.state = LeafState.PAGING
+            self.staging.save(checkpoint)
 
     def _landed_ids(self, leaf: LeafProgress) -> set[str]:
         segments = [self._located(segment) for segment in leaf.segments]
@@ -401,6 +403,16 @@ class PartitionFetcher:
 
     def _located(self, segment: Segment) -> SpoolSegment:
         return self.staging.spool_path(segment.file), segment.row_group
+
+
+def _release(taken: Iterable[_Held]) -> None:
+    """Move held pages' progress onto their leaves."""
+    for held in taken:
+        held.leaf.rows += held.rows
+        held.leaf.next_token = held.next_token
+        held.leaf.rejected += held.rejected
+        if held.next_token is None:
+            held.leaf.state = LeafState.DONE
 
 
 def spool_batch(keys: list[MessageKey], raw: list[bytes]) -> pa.RecordBatch:
