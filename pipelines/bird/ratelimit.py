@@ -4,20 +4,22 @@ Bird limits GETs per workspace (50/s, shared with everything else that reads the
 cannot live in one client: concurrent Dagster runs in separate processes must split it. The state is a tiny
 SQLite file (WAL, every change under `BEGIN IMMEDIATE`), one row per workspace.
 
-GCRA with evenly spaced slots and no burst: each request first reserves the next slot (the row's "theoretical
-arrival time" moves on by `1/rate`), which queues waiters fairly across processes, then sleeps until its slot.
-Before it starts it also checks the last recorded start is at least `1/rate` ago, so a waiter that woke late
-cannot bunch up with the next one: starts are at least `1/rate` apart across all processes, and no 1-second
-window holds more than `rate` of them. The slots are spaced for ARRIVAL_MARGIN less than the budget: Bird
-counts requests as they arrive in a sliding second, and a request admitted on time can still leave late (a
-busy event loop, a TLS write) and arrive right behind the next one; at exactly 50/s against Bird's 50/s, such
-jitter alone caused 429s in the benchmark. A 429 halves the effective rate for everyone (at most once per
-cooldown, so one burst of 429s counts once); the rate then climbs back by a share of the target per second.
+Each request first reserves the next slot of an evenly spaced schedule (GCRA without burst: the row's
+"theoretical arrival time" moves on by `1/rate`), which queues waiters fairly across processes, then sleeps
+until its slot. Before it starts, it also checks the starts of the last second (kept in the row): fewer than
+the budget allows in one second, or it waits for the oldest to age out. So no 1-second window ever holds
+more starts than the budget, across all processes, and a request that woke late (a busy event loop) is
+caught up as soon as the window has room, instead of pushing every later start back: the budget is used,
+not lost to lateness. The budget is ARRIVAL_MARGIN under the configured rate: Bird counts requests as they
+arrive in a sliding second, and a request admitted on time can still arrive a little late, right behind the
+next one. A 429 halves the effective rate for everyone (at most once per cooldown, so one burst of 429s counts
+once); the rate then climbs back by a share of the target per second.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import sqlite3
 import threading
@@ -27,15 +29,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Final, NamedTuple
 
+import orjson
+
 STATE_FILE_NAME: Final = "bird-ratelimit.sqlite3"
+_WINDOW_S: Final = 1.0  # Bird's limits are per second
 _MIN_SLEEP_S: Final = 0.0005
 # Share of the budget left unused as slack for requests that arrive later than they were admitted.
 ARRIVAL_MARGIN: Final = 0.05
+# The table's name carries its layout: a state file of an older layout is left alone, not misread.
 _CREATE_TABLE: Final = """
-create table if not exists request_budget (
+create table if not exists request_window (
     workspace_id text primary key,
     tat real not null,             -- next free slot (epoch s): where the next reservation goes
-    last_start real not null,      -- when the last admitted request started
+    starts text not null,          -- JSON list of the admitted starts of the last second (epoch s), in order
     rate real not null,            -- effective requests/s right after the last change
     rate_changed_at real not null, -- when `rate` was set; recovery counts from here
     throttled_at real              -- last time a 429 lowered the rate
@@ -45,7 +51,7 @@ create table if not exists request_budget (
 
 class _Budget(NamedTuple):
     tat: float
-    last_start: float
+    starts: list[float]
     rate: float
     rate_changed_at: float
     throttled_at: float | None
@@ -100,7 +106,7 @@ class SharedRateLimiter:
                 return
             lowered = max(self.floor_per_s, self._effective_rate(budget, now) / 2)
             db.execute(
-                "update request_budget set rate = ?, rate_changed_at = ?, throttled_at = ?"
+                "update request_window set rate = ?, rate_changed_at = ?, throttled_at = ?"
                 " where workspace_id = ?",
                 (lowered, now, now, self.workspace_id),
             )
@@ -119,32 +125,32 @@ class SharedRateLimiter:
     def _reserve(self) -> float:
         """Take the next free slot (an epoch time) for one request."""
         with self._transaction() as (db, now, budget):
-            if budget.last_start > now:  # the wall clock stepped back: restart the schedule from now
-                budget = budget._replace(tat=now, last_start=now - 1 / self.floor_per_s)
             slot = max(budget.tat, now)
             db.execute(
-                "update request_budget set tat = ?, last_start = ? where workspace_id = ?",
-                (slot + self._spacing(budget, now), budget.last_start, self.workspace_id),
+                "update request_window set tat = ? where workspace_id = ?",
+                (slot + 1 / self._budget_per_s(budget, now), self.workspace_id),
             )
             return slot
 
     def _admit(self, slot: float) -> float:
-        """0 to start now (the slot has come, the last start is 1/rate ago), else the seconds to wait."""
+        """0 to start now (the slot has come, the last second holds room), else the seconds to wait."""
         early = slot - self._clock()
         if early > 0:
             return early
         with self._transaction() as (db, now, budget):
-            wait = budget.last_start + self._spacing(budget, now) - now
-            if wait > 0:
-                return wait
+            recent = [start for start in budget.starts if now - _WINDOW_S < start <= now]
+            allowed = max(1, math.floor(self._budget_per_s(budget, now) * _WINDOW_S))
+            if len(recent) >= allowed:
+                return recent[-allowed] + _WINDOW_S - now  # until the start that fills the window ages out
             db.execute(
-                "update request_budget set last_start = ? where workspace_id = ?", (now, self.workspace_id)
+                "update request_window set starts = ? where workspace_id = ?",
+                (orjson.dumps([*recent, now]), self.workspace_id),
             )
             return 0.0
 
-    def _spacing(self, budget: _Budget, now: float) -> float:
-        """Seconds between two starts: the effective rate, less the arrival margin."""
-        return 1 / (self._effective_rate(budget, now) * (1 - ARRIVAL_MARGIN))
+    def _budget_per_s(self, budget: _Budget, now: float) -> float:
+        """Starts per second allowed now: the effective rate, less the arrival margin."""
+        return self._effective_rate(budget, now) * (1 - ARRIVAL_MARGIN)
 
     def _effective_rate(self, budget: _Budget, now: float) -> float:
         elapsed = max(0.0, now - budget.rate_changed_at)
@@ -160,18 +166,21 @@ class SharedRateLimiter:
             try:
                 now = self._clock()
                 row = db.execute(
-                    "select tat, last_start, rate, rate_changed_at, throttled_at from request_budget"
+                    "select tat, starts, rate, rate_changed_at, throttled_at from request_window"
                     " where workspace_id = ?",
                     (self.workspace_id,),
                 ).fetchone()
                 if row is None:
-                    row = (now, 0.0, self.rate_per_s, now, None)
+                    row = (now, b"[]", self.rate_per_s, now, None)
                     db.execute(
-                        "insert into request_budget (workspace_id, tat, last_start, rate, rate_changed_at)"
+                        "insert into request_window (workspace_id, tat, starts, rate, rate_changed_at)"
                         " values (?, ?, ?, ?, ?)",
                         (self.workspace_id, *row[:4]),
                     )
-                yield db, now, _Budget(*row)
+                budget = _Budget(row[0], orjson.loads(row[1]), *row[2:])
+                if budget.starts and budget.starts[-1] > now:  # the wall clock stepped back: start afresh
+                    budget = budget._replace(tat=now, starts=[])
+                yield db, now, budget
             except BaseException:
                 db.execute("rollback")
                 raise
@@ -182,8 +191,22 @@ class SharedRateLimiter:
         if self._db is None or self._db_pid != os.getpid():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            db.execute("pragma journal_mode=wal")
+            _retry_while_locked(lambda: db.execute("pragma journal_mode=wal"))
             db.execute("pragma synchronous=normal")
             db.execute(_CREATE_TABLE)
             self._db, self._db_pid = db, os.getpid()
         return self._db
+
+
+def _retry_while_locked(statement: Callable[[], object], *, attempts: int = 200) -> None:
+    """Run `statement`, again while the database is locked. Processes opening a new state file at once race
+    to switch it to WAL, and SQLite answers that race with 'database is locked' at once instead of waiting
+    for its busy timeout."""
+    for attempt in range(attempts):
+        try:
+            statement()
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
