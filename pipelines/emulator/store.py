@@ -1,21 +1,24 @@
 """The emulator's message store: sorted messages, a clock, and JSON bytes kept current with the clock.
 
-Messages are kept sorted by (createdAt, id), for the workspace and per channel, so a time window is two
-bisects and a keyset page is a slice.
+Messages are kept sorted by (createdAt, id), for the workspace and per channel, with their JSON alongside, so
+a time window is two bisects and a keyset page is a slice.
 Each message's JSON is serialized once; when the clock moves only the messages whose status changed in
-between are serialized again, found through a sorted index of every status transition.
+between are serialized again, found through a sorted index of every status transition. Whenever a message is
+rendered at another stage, the running counts behind the metrics follow it.
 """
 
 import threading
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain, islice
 from typing import Any
 
 import orjson
 
-from pipelines.emulator.dataset import DatasetSpec, Generator
+from pipelines.emulator.dataset import DAY_MS, HOUR_MS, DatasetSpec, Generator
 from pipelines.emulator.model import Channel, Message, MessageFilter, from_ms, to_ms
 
 
@@ -29,21 +32,73 @@ class Page:
 
 
 class SortedMessages:
-    """Messages sorted by (createdAt, id), with their keys alongside for bisecting."""
+    """Messages sorted by (createdAt, id), with their keys alongside for bisecting and their current JSON for
+    slicing (a page that reads no message object does not wait on memory for a thousand of them)."""
 
     def __init__(self, messages: list[Message]) -> None:
         self.keys: list[tuple[int, str]] = [m.key for m in messages]
         self.messages = messages
+        self.jsons: list[bytes] = [m.json for m in messages]
 
     def insert(self, message: Message) -> None:
         position = bisect_right(self.keys, message.key)
         self.keys.insert(position, message.key)
         self.messages.insert(position, message)
+        self.jsons.insert(position, message.json)
+
+    def rendered(self, message: Message) -> None:
+        """Take the message's JSON after it was rendered again."""
+        self.jsons[bisect_left(self.keys, message.key)] = message.json
 
     def between(self, start_ms: int | None, end_ms: int) -> tuple[int, int]:
         """Index range of the messages with start_ms <= createdAt < end_ms."""
         low = 0 if start_ms is None else bisect_left(self.keys, (start_ms,))
         return low, bisect_left(self.keys, (end_ms,))
+
+    def page(self, low: int, high: int, *, oldest_first: bool, limit: int) -> Page:
+        """The first `limit` messages of positions [low, high) in the order asked, all of them listed."""
+        if oldest_first:
+            stop = min(high, low + limit)
+            return Page(
+                self.jsons[low:stop], self.keys[stop - 1] if stop > low else None, has_more=high > stop
+            )
+        start = max(low, high - limit)
+        return Page(
+            self.jsons[start:high][::-1], self.keys[start] if high > start else None, has_more=start > low
+        )
+
+
+class StatusCounts:
+    """Messages per (hour of createdAt, channel, status), so that the metrics add up hours, not messages."""
+
+    def __init__(self) -> None:
+        self._by_hour: dict[int, Counter[tuple[str, str]]] = {}
+        self._hours: list[int] = []  # the keys of _by_hour, sorted
+
+    def move(self, message: Message, old_stage: int, new_stage: int) -> None:
+        """Count `message` under the status of `new_stage` instead of `old_stage` (-1: not counted yet)."""
+        hour = message.created_ms // HOUR_MS
+        counts = self._by_hour.get(hour)
+        if counts is None:
+            counts = self._by_hour[hour] = Counter()
+            insort(self._hours, hour)
+        channel_id = message.channel.id
+        if old_stage >= 0:
+            old = (channel_id, message.timeline[old_stage][1])
+            if counts[old] == 1:
+                del counts[old]  # a status nobody is in any more is no row of the metrics
+            else:
+                counts[old] -= 1
+        counts[channel_id, message.timeline[new_stage][1]] += 1
+
+    def hours(
+        self, first: int | None = None, stop: int | None = None
+    ) -> Iterator[tuple[int, Counter[tuple[str, str]]]]:
+        """(hour since the epoch, counts by channel and status) of the counted hours in [first, stop)."""
+        low = 0 if first is None else bisect_left(self._hours, first)
+        high = len(self._hours) if stop is None else bisect_left(self._hours, stop)
+        for hour in self._hours[low:high]:
+            yield hour, self._by_hour[hour]
 
 
 class MessageStore:
@@ -55,6 +110,11 @@ class MessageStore:
         self.spec: DatasetSpec = generator.spec
         self.workspace_id: str = generator.workspace_id
         self._channels = {channel.id: channel for channel in generator.channels}
+        self._fixed_now_ms: int | None = None if now is None else to_ms(now)
+        self._rendered_ms = self._now_ms()
+        self._status_counts = StatusCounts()
+        for message in messages:
+            self._render(message)
         self._all = SortedMessages(messages)
         self._per_channel = {
             channel_id: SortedMessages([m for m in messages if m.channel.id == channel_id])
@@ -64,10 +124,7 @@ class MessageStore:
         self._transitions: list[tuple[int, str]] = sorted(
             (at_ms, m.id) for m in messages for at_ms, _ in m.timeline[1:]
         )
-        self._fixed_now_ms: int | None = None if now is None else to_ms(now)
-        self._rendered_ms = self._now_ms()
-        for message in messages:
-            self._render(message)
+        self._any_withheld = False
 
     @classmethod
     def generate(cls, spec: DatasetSpec, *, now: datetime | None = None) -> "MessageStore":
@@ -104,16 +161,23 @@ class MessageStore:
             start = bisect_right(self._transitions, (low, "\uffff"))
             stop = bisect_right(self._transitions, (high, "\uffff"))
             for _, message_id in self._transitions[start:stop]:
-                self._render(self._by_id[message_id], now_ms)
+                message = self._by_id[message_id]
+                if self._render(message, now_ms):
+                    self._all.rendered(message)
+                    self._per_channel[message.channel.id].rendered(message)
             self._rendered_ms = now_ms
         return now_ms
 
-    def _render(self, message: Message, now_ms: int | None = None) -> None:
+    def _render(self, message: Message, now_ms: int | None = None) -> bool:
+        """Serialize the message as it is at the clock, counted under its status; True if it changed."""
         stage = message.stage_at(self._rendered_ms if now_ms is None else now_ms)
-        if stage != message.stage:
-            message.stage = stage
-            # orjson returns its whole working buffer (~4-8 KiB); an exact-size copy keeps 1M messages in RAM.
-            message.json = bytes(memoryview(orjson.dumps(message.to_dict(stage))))
+        if stage == message.stage:
+            return False
+        self._status_counts.move(message, message.stage, stage)
+        message.stage = stage
+        # orjson returns its whole working buffer (~4-8 KiB); an exact-size copy keeps 1M messages in RAM.
+        message.json = bytes(memoryview(orjson.dumps(message.to_dict(stage))))
+        return True
 
     # -- reads ----------------------------------------------------------------------------------------------
 
@@ -170,17 +234,18 @@ class MessageStore:
                 low = max(low, bisect_right(index.keys, after))
             elif after is not None:
                 high = min(high, bisect_left(index.keys, after))
-            items: list[bytes] = []
-            last: Message | None = None
-            for position in range(low, high) if oldest_first else range(high - 1, low - 1, -1):
-                message = index.messages[position]
-                if message.hidden or not all(keep_it(message, now_ms) for keep_it in filters):
-                    continue
-                if len(items) == limit:
-                    return Page(items, last.key if last else None, has_more=True)
-                items.append(message.json)
-                last = message
-            return Page(items, last.key if last else None, has_more=False)
+            if not filters and not self._any_withheld:
+                return index.page(low, high, oldest_first=oldest_first, limit=limit)
+            positions = range(low, high) if oldest_first else range(high - 1, low - 1, -1)
+            candidates = map(index.messages.__getitem__, positions)
+            listed = (
+                m for m in candidates if not m.hidden and all(keep_it(m, now_ms) for keep_it in filters)
+            )
+            found = list(islice(listed, limit + 1))  # one more than asked: is there a next page?
+            shown = found[:limit]
+            return Page(
+                [m.json for m in shown], shown[-1].key if shown else None, has_more=len(found) > limit
+            )
 
     def ground_truth_ids(self, start: datetime, end: datetime, *, channel_id: str | None = None) -> set[str]:
         """Ids of the messages existing at the clock with start <= createdAt < end, withheld ones included."""
@@ -193,21 +258,43 @@ class MessageStore:
     def daily_counts(
         self, start: datetime, end: datetime, *, channel_ids: frozenset[str] | None = None
     ) -> list[dict[str, Any]]:
-        """Messages per (UTC date of createdAt, channel, status at the clock) in [start, end)."""
-        counts: dict[tuple[str, str, str, str], int] = {}
+        """Messages per (UTC date of createdAt, channel, status at the clock) in [start, end).
+
+        The whole hours of the window come from the running counts; only the messages of a partial hour at
+        either end are counted one by one.
+        """
+        counts: Counter[tuple[int, str, str]] = Counter()  # (day since the epoch, channel id, status)
         with self._lock:
             now_ms = self._sync()
-            low, high = self._all.between(to_ms(start), min(to_ms(end), now_ms + 1))
-            for message in self._all.messages[low:high]:
-                channel = message.channel
-                if channel_ids is not None and channel.id not in channel_ids:
-                    continue
-                day = from_ms(message.created_ms).date().isoformat()
-                key = (day, channel.id, channel.platform_id, message.timeline[message.stage][1])
-                counts[key] = counts.get(key, 0) + 1
+            low_ms, high_ms = to_ms(start), min(to_ms(end), now_ms + 1)
+            whole_low, whole_high = -(-low_ms // HOUR_MS) * HOUR_MS, high_ms // HOUR_MS * HOUR_MS
+            if whole_low >= whole_high:  # no whole hour: count every message of the window
+                whole_low = whole_high = high_ms
+            partial = StatusCounts()
+            for edge in ((low_ms, whole_low), (whole_high, high_ms)):
+                low, high = self._all.between(*edge)
+                for message in self._all.messages[low:high]:
+                    partial.move(message, -1, message.stage)
+            hours = chain(
+                self._status_counts.hours(whole_low // HOUR_MS, whole_high // HOUR_MS),
+                partial.hours(),
+            )
+            for hour, by_channel_status in hours:
+                day = hour * HOUR_MS // DAY_MS
+                for (channel_id, status), n in by_channel_status.items():
+                    if channel_ids is None or channel_id in channel_ids:
+                        counts[day, channel_id, status] += n
+        dates = {day: from_ms(day * DAY_MS).date().isoformat() for day, _, _ in counts}
+        # (day, channel id, status) sorts as (date, channelId, platformId, status): one platform per channel
         return [
-            {"date": day, "channelId": channel_id, "platformId": platform, "status": status, "count": n}
-            for (day, channel_id, platform, status), n in sorted(counts.items())
+            {
+                "date": dates[day],
+                "channelId": channel_id,
+                "platformId": self._channels[channel_id].platform_id,
+                "status": status,
+                "count": n,
+            }
+            for (day, channel_id, status), n in sorted(counts.items())
         ]
 
     # -- writes ---------------------------------------------------------------------------------------------
@@ -217,6 +304,7 @@ class MessageStore:
         with self._lock:
             for message_id in message_ids:
                 self._by_id[message_id].hidden = True
+                self._any_withheld = True
 
     def send(self, channel: Channel, payload: dict[str, Any]) -> Message:
         """Create an outgoing message from a validated send request, `accepted` at the clock."""
@@ -254,12 +342,12 @@ class MessageStore:
             return inserted
 
     def _insert(self, message: Message) -> None:
+        self._render(message)
         self._all.insert(message)
         self._per_channel[message.channel.id].insert(message)
         self._by_id[message.id] = message
         for at_ms, _ in message.timeline[1:]:
             insort(self._transitions, (at_ms, message.id))
-        self._render(message)
 
     def __len__(self) -> int:
         return len(self._all.messages)
