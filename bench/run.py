@@ -388,22 +388,25 @@ class BudgetSampler(threading.Thread):
 
 
 def run_figures(data_dir: Path) -> RunFigures:
-    """Metadata of every asset materialization (summed per asset and label) and step durations, per step.
+    """Metadata of the asset materializations (summed per asset and label) and step durations, per step.
 
-    Read with sqlite3 rather than through Dagster, so the harness stays a plain script.
+    A run over a range of partitions records one materialization per partition, each carrying the whole
+    run's metadata: each run's metadata is counted once per asset. Read with sqlite3 rather than through
+    Dagster, so the harness stays a plain script.
     """
     event_log = data_dir / "dagster" / "history" / "event_log.db"
     if not event_log.exists():
         return RunFigures()
     with closing(sqlite3.connect(event_log)) as db:
         events = db.execute(
-            "select dagster_event_type, step_key, event from event_logs"
+            "select dagster_event_type, step_key, asset_key, run_id, event from event_logs"
             " where dagster_event_type in ('ASSET_MATERIALIZATION', 'STEP_SUCCESS', 'PIPELINE_SUCCESS')"
         ).fetchall()
     metadata: dict[str, Counter[str]] = {}
     step_s: Counter[str] = Counter()
+    counted: set[tuple[str, str]] = set()
     runs = 0
-    for kind, step_key, event in events:
+    for kind, step_key, asset_key, run_id, event in events:
         if kind == "PIPELINE_SUCCESS":
             runs += 1
             continue
@@ -412,8 +415,12 @@ def run_figures(data_dir: Path) -> RunFigures:
             data = parsed["dagster_event"]["event_specific_data"]
             step_s[step_key] += data["duration_ms"] / 1000
             continue
-        sums = metadata.setdefault(step_key, Counter())
+        asset = "/".join(orjson.loads(asset_key))
+        sums = metadata.setdefault(asset, Counter())
         sums["materializations"] += 1
+        if (run_id, asset) in counted:
+            continue
+        counted.add((run_id, asset))
         for entry in _metadata_entries(parsed):
             value = entry.get("entry_data", {}).get("value")
             if isinstance(value, int | float) and not isinstance(value, bool):

@@ -7,6 +7,7 @@ Each asset reads its window from Dagster, calls plain functions (`pipelines.inge
 import asyncio
 import contextlib
 import datetime as dt
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -100,8 +101,10 @@ def archived_messages(
     days = days_by_workspace(context.partition_keys)
     selected = context.selected_asset_keys
     if dg.AssetKey(RAW_MESSAGES) not in selected:
+        started = time.perf_counter()
         results = load_days(archive.lake, archive.warehouse, RAW_MESSAGES, days)
-        yield dg.MaterializeResult(asset_key=MESSAGES, metadata=load_metadata(results, archive))
+        metadata = load_metadata(results, archive, time.perf_counter() - started)
+        yield dg.MaterializeResult(asset_key=MESSAGES, metadata=metadata)
         return
     feeder = (
         WarehouseFeeder(archive.lake, archive.warehouse, RAW_MESSAGES) if MESSAGES_KEY in selected else None
@@ -125,7 +128,9 @@ def archived_messages(
         ],
     )
     if feeder and all(day.passed for day in landed):
-        yield dg.MaterializeResult(asset_key=MESSAGES, metadata=load_metadata(loaded, archive))
+        yield dg.MaterializeResult(
+            asset_key=MESSAGES, metadata=load_metadata(loaded, archive, feeder.seconds)
+        )
 
 
 @dataclass(frozen=True)
@@ -237,12 +242,14 @@ def _landing_metadata(landed: list[LandedPartition]) -> dict[str, object]:
     return metadata
 
 
-def load_metadata(results: list[LoadResult], archive: Archive) -> dict[str, object]:
-    """What a warehouse step reports: rows written and replaced, mart days recomputed, partitions."""
+def load_metadata(results: list[LoadResult], archive: Archive, seconds: float) -> dict[str, object]:
+    """What a warehouse load reports: rows written and replaced, mart days recomputed, partitions, and the
+    seconds spent loading."""
     return {
         "rows": sum(result.n_rows for result in results),
         "rows_replaced": sum(result.n_replaced for result in results),
         "mart_days_recomputed": len({day for result in results for day in result.days}),
         "partitions": len(results),
+        "load_s": round(seconds, 3),
         "warehouse": dg.MetadataValue.path(str(archive.warehouse.path)),
     }

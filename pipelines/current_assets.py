@@ -13,6 +13,7 @@ The policy and its reasons: docs/keeping-current.md.
 import asyncio
 import datetime as dt
 import os
+import time
 import warnings
 from collections.abc import Iterable
 from typing import Final
@@ -162,10 +163,11 @@ def raw_interactions(
 )
 def interactions(context: dg.AssetExecutionContext, archive: Archive) -> dg.MaterializeResult:
     """One row per interaction id of the day's messages in the DuckDB warehouse, plus interaction_daily."""
+    started = time.perf_counter()
     results = load_days(
         archive.lake, archive.warehouse, RAW_INTERACTIONS, days_by_workspace(context.partition_keys)
     )
-    return dg.MaterializeResult(metadata=load_metadata(results, archive))
+    return dg.MaterializeResult(metadata=load_metadata(results, archive, time.perf_counter() - started))
 
 
 # -- reconciliation -----------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import datetime as dt
 import functools
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Final, Literal
 
@@ -122,6 +123,7 @@ class WarehouseFeeder:
         self._waiting: queue.SimpleQueue[tuple[str, dt.date] | None] = queue.SimpleQueue()
         self._results: list[LoadResult] = []
         self._error: BaseException | None = None
+        self.seconds = 0.0  # wall time spent loading
         self._thread = threading.Thread(target=self._run, name="warehouse-feeder", daemon=True)
         self._thread.start()
 
@@ -162,7 +164,9 @@ class WarehouseFeeder:
                 item = self._waiting.get()
             closing = item is None
             if days and self._error is None:
+                started = time.perf_counter()
                 try:
                     self._results += self._load(days)
                 except BaseException as error:  # handed to the caller by close()
                     self._error = error
+                self.seconds += time.perf_counter() - started
