@@ -1,8 +1,9 @@
--- The failed messages (status in $failed_statuses) of the (workspace, UTC day) pairs in `affected_days`:
--- failure_breakdown's input, plus `day` to chunk them by (see Warehouse._refresh_marts).
+-- The failed messages (status in $failed_statuses) of the (workspace, UTC day) pairs in `affected_days`,
+-- whose days [$start, $end) spans: failure_breakdown's input, plus `day` to chunk them by (see
+-- Warehouse._refresh_marts). The span lets the scan skip other days' row groups.
 select
     messages.created_at,
-    (messages.created_at at time zone 'UTC')::date as day,
+    utc_day(messages.created_at) as day,
     messages.workspace_id,
     messages.channel_id,
     messages.status,
@@ -13,5 +14,7 @@ select
 from messages
 semi join affected_days
     on messages.workspace_id = affected_days.workspace_id
-    and (messages.created_at at time zone 'UTC')::date = affected_days.day
-where messages.status in (select unnest($failed_statuses::varchar[]));
+    and utc_day(messages.created_at) = affected_days.day
+where messages.created_at >= $start
+    and messages.created_at < $end
+    and messages.status in (select unnest($failed_statuses::varchar[]));

@@ -1,9 +1,10 @@
--- The messages of the (workspace, UTC day) pairs in `affected_days`: the delivery marts' input, only the
--- columns transforms/marts.py reads (fetching every column of a big day into polars doubled a load's
--- memory), plus `day` to chunk them by (see Warehouse._refresh_marts).
+-- The messages of the (workspace, UTC day) pairs in `affected_days`, whose days [$start, $end) spans: the
+-- delivery marts' input, only the columns transforms/marts.py reads (fetching every column of a big day into
+-- polars doubled a load's memory), plus `day` to chunk them by (see Warehouse._refresh_marts). The span lets
+-- the scan skip other days' row groups.
 select
     messages.created_at,
-    (messages.created_at at time zone 'UTC')::date as day,
+    utc_day(messages.created_at) as day,
     messages.workspace_id,
     messages.channel_id,
     messages.platform,
@@ -14,4 +15,5 @@ select
 from messages
 semi join affected_days
     on messages.workspace_id = affected_days.workspace_id
-    and (messages.created_at at time zone 'UTC')::date = affected_days.day;
+    and utc_day(messages.created_at) = affected_days.day
+where messages.created_at >= $start and messages.created_at < $end;

@@ -1,19 +1,8 @@
--- Replace an interactions partition with `staged`, in the caller's transaction. The partition is the
--- interactions of the workspace's messages created in [start, end) (load those messages first); ids in
--- `staged` are deleted wherever they are. Leaves temp table `replaced` (the rows deleted).
-create or replace temp table replaced as
-select id, workspace_id, created_at
-from interactions
-where (
-        workspace_id = $workspace_id
-        and message_id in (
-            select id
-            from messages
-            where workspace_id = $workspace_id and created_at >= $start and created_at < $end
-        )
-    )
-    or id in (select id from staged);
+-- Write a decided interactions batch (see resolve_batch.sql), in the caller's transaction: delete the stored
+-- rows it discards, insert its staged rows (the Parquet slices $spool) but those it discards.
+delete from interactions where rowid in (select row_id from discarded);
 
-delete from interactions where id in (select id from replaced);
-
-insert into interactions by name select * from staged;
+insert into interactions by name
+select incoming.* exclude (partition_index, staged_row)
+from read_parquet($spool) as incoming
+anti join discarded on incoming.staged_row = discarded.staged_row;

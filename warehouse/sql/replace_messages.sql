@@ -1,12 +1,8 @@
--- Replace a messages partition (workspace, created_at in [start, end)) with `staged`, in the caller's
--- transaction. Ids in `staged` are deleted wherever they are, so an id never has two rows.
--- Leaves temp table `replaced` (the rows deleted).
-create or replace temp table replaced as
-select id, workspace_id, created_at
-from messages
-where (workspace_id = $workspace_id and created_at >= $start and created_at < $end)
-    or id in (select id from staged);
+-- Write a decided messages batch (see resolve_batch.sql), in the caller's transaction: delete the stored
+-- rows it discards, insert its staged rows (the Parquet slices $spool) but those it discards.
+delete from messages where rowid in (select row_id from discarded);
 
-delete from messages where id in (select id from replaced);
-
-insert into messages by name select * from staged;
+insert into messages by name
+select incoming.* exclude (partition_index, staged_row)
+from read_parquet($spool) as incoming
+anti join discarded on incoming.staged_row = discarded.staged_row;
