@@ -184,7 +184,7 @@ async def _land_days(
             )
             landed = LandedDay(partition, checks)
             if feeder is not None and landed.passed:
-                feeder.submit(workspace_id, day)
+                feeder.submit(workspace_id, day, partition.rows)
             return landed
 
         landed = await asyncio.gather(*(land(day) for day in days))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -40,6 +39,8 @@ LOAD_SLICE_ROWS: Final = 50_000
 # Days flattened and loaded in one warehouse transaction (and one published snapshot): bounds the memory a
 # long backfill run holds while sparing a snapshot copy per day.
 LOAD_BATCH_DAYS: Final = 7
+# Landed rows worth a load of their own while more days land (WarehouseFeeder).
+LOAD_MIN_ROWS: Final = 150_000
 
 
 class MissingPartitionError(LookupError):
@@ -112,30 +113,36 @@ def _load(
 class WarehouseFeeder:
     """Loads landed days into the warehouse on one thread of its own while the caller lands more.
 
-    Each load takes every day handed over since the previous one began (at most LOAD_BATCH_DAYS), so a
-    backfill makes a few large loads and, once its last day has landed, only that day's load remains.
-    Flattening and DuckDB run outside the GIL, so the loads use the second core while the event loop pages.
-    The first load that fails stops the feeder; `close` raises its error.
+    A load starts once LOAD_MIN_ROWS rows or LOAD_BATCH_DAYS days wait (a load's cost per row is about
+    twice as high for one small day as for a week of them), or when the caller closes the feeder, so a
+    backfill makes a few large loads and, once its last day has landed, only the days since the last load
+    remain. Flattening and DuckDB run outside the GIL, so the loads use the second core while the event loop
+    pages. The first load that fails stops the feeder; `close` raises its error.
     """
 
     def __init__(self, lake: Lake, warehouse: Warehouse, dataset: str) -> None:
         self._load = functools.partial(_load, lake, warehouse, dataset)
-        self._waiting: queue.SimpleQueue[tuple[str, dt.date] | None] = queue.SimpleQueue()
+        self._waiting: list[tuple[str, dt.date, int]] = []
+        self._changed = threading.Condition()
+        self._closing = False
         self._results: list[LoadResult] = []
         self._error: BaseException | None = None
         self.seconds = 0.0  # wall time spent loading
         self._thread = threading.Thread(target=self._run, name="warehouse-feeder", daemon=True)
         self._thread.start()
 
-    def submit(self, workspace_id: str, day: dt.date) -> None:
-        """Queue a landed and checked day for loading (returns at once)."""
-        self._waiting.put((workspace_id, day))
+    def submit(self, workspace_id: str, day: dt.date, rows: int) -> None:
+        """Queue a landed and checked day of `rows` rows for loading (returns at once)."""
+        with self._changed:
+            self._waiting.append((workspace_id, day, rows))
+            self._changed.notify()
 
     def close(self) -> list[LoadResult]:
         """Wait until every submitted day is loaded; the loads' results, or the first load's error."""
-        if self._thread.is_alive():
-            self._waiting.put(None)
-            self._thread.join()
+        with self._changed:
+            self._closing = True
+            self._changed.notify()
+        self._thread.join()
         if self._error is not None:
             raise self._error
         return self._results
@@ -153,20 +160,24 @@ class WarehouseFeeder:
                 self.close()
 
     def _run(self) -> None:
-        closing = False
-        while not closing:
-            days: list[tuple[str, dt.date]] = []
-            item = self._waiting.get()
-            while item is not None:
-                days.append(item)
-                if len(days) == LOAD_BATCH_DAYS or self._waiting.empty():
-                    break
-                item = self._waiting.get()
-            closing = item is None
-            if days and self._error is None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(self._load_due)
+                batch = self._waiting[:LOAD_BATCH_DAYS]
+                del self._waiting[:LOAD_BATCH_DAYS]
+            if not batch:
+                return  # closing, and nothing waits
+            if self._error is None:
                 started = time.perf_counter()
                 try:
-                    self._results += self._load(days)
+                    self._results += self._load([(workspace_id, day) for workspace_id, day, _ in batch])
                 except BaseException as error:  # handed to the caller by close()
                     self._error = error
                 self.seconds += time.perf_counter() - started
+
+    def _load_due(self) -> bool:
+        return (
+            self._closing
+            or len(self._waiting) >= LOAD_BATCH_DAYS
+            or sum(rows for _, _, rows in self._waiting) >= LOAD_MIN_ROWS
+        )

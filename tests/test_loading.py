@@ -7,6 +7,7 @@ real DuckDB warehouse.
 
 import asyncio
 import datetime as dt
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from pipelines.emulator.server import RunningEmulator
 from pipelines.ingest.fetch import FetchSettings
 from pipelines.ingest.land import RAW_MESSAGES, land_messages
 from pipelines.lake import Lake
-from pipelines.loading import MissingPartitionError, WarehouseFeeder, load_days
+from pipelines.loading import LOAD_MIN_ROWS, MissingPartitionError, WarehouseFeeder, load_days
 from warehouse.store import Warehouse
 
 DAYS = [dt.date(2026, 1, 12), dt.date(2026, 1, 13), dt.date(2026, 1, 14)]
@@ -62,7 +63,7 @@ def test_fed_days_load_as_load_days_loads_them(
     fed, batch = Warehouse(tmp_path / "fed"), Warehouse(tmp_path / "batch")
     with WarehouseFeeder(lake, fed, RAW_MESSAGES) as feeder:
         for day in DAYS:
-            feeder.submit(workspace_id, day)
+            feeder.submit(workspace_id, day, rows=100)
         results = feeder.close()
     expected = load_days(lake, batch, RAW_MESSAGES, {workspace_id: DAYS})
     assert sorted((r.start, r.n_rows) for r in results) == sorted((r.start, r.n_rows) for r in expected)
@@ -70,12 +71,24 @@ def test_fed_days_load_as_load_days_loads_them(
     assert _rows(fed) == _rows(batch)
 
 
+def test_enough_rows_start_a_load_before_the_feeder_closes(
+    lake: Lake, emulator_module: RunningEmulator, tmp_path: Path
+) -> None:
+    warehouse = Warehouse(tmp_path)
+    with WarehouseFeeder(lake, warehouse, RAW_MESSAGES) as feeder:
+        feeder.submit(emulator_module.workspace_id, DAYS[0], rows=LOAD_MIN_ROWS)
+        deadline = time.monotonic() + 60
+        while not warehouse.path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert warehouse.path.exists(), "a day of LOAD_MIN_ROWS rows is loaded without waiting for more"
+
+
 def test_a_failed_load_reaches_the_caller(
     lake: Lake, emulator_module: RunningEmulator, tmp_path: Path
 ) -> None:
     warehouse = Warehouse(tmp_path)
     feeder = WarehouseFeeder(lake, warehouse, RAW_MESSAGES)
-    feeder.submit(emulator_module.workspace_id, dt.date(2025, 6, 1))  # never landed
+    feeder.submit(emulator_module.workspace_id, dt.date(2025, 6, 1), rows=100)  # never landed
     with pytest.raises(MissingPartitionError):
         feeder.close()
 
@@ -88,7 +101,7 @@ def test_leaving_on_an_error_still_loads_what_was_handed_over(
         pytest.raises(RuntimeError, match="paging failed"),
         WarehouseFeeder(lake, warehouse, RAW_MESSAGES) as feeder,
     ):
-        feeder.submit(emulator_module.workspace_id, DAYS[0])
+        feeder.submit(emulator_module.workspace_id, DAYS[0], rows=100)
         raise RuntimeError("paging failed")
     assert len(_rows(warehouse)) > 0
 
@@ -100,5 +113,5 @@ def test_the_callers_error_is_the_one_raised(
         pytest.raises(RuntimeError, match="paging failed"),
         WarehouseFeeder(lake, Warehouse(tmp_path), RAW_MESSAGES) as feeder,
     ):
-        feeder.submit(emulator_module.workspace_id, dt.date(2025, 6, 1))  # never landed: its load fails
+        feeder.submit(emulator_module.workspace_id, dt.date(2025, 6, 1), rows=100)  # never landed: fails
         raise RuntimeError("paging failed")
