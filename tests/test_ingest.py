@@ -15,14 +15,22 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from pipelines.bird.client import AsyncBirdClient
-from pipelines.bird.models import decode_message_page
+from pipelines.bird.models import RawMessagePage, decode_message_page, key_items
+from pipelines.bird.query import MessageQuery
 from pipelines.bird.retry import RetryPolicy
 from pipelines.bird.settings import BirdSettings
 from pipelines.emulator.model import to_ms
 from pipelines.emulator.server import RunningEmulator, run_emulator
 from pipelines.emulator.store import MessageStore
 from pipelines.ingest.checkpoint import StagingArea
-from pipelines.ingest.fetch import FetchResult, FetchSettings, PartitionFetcher, read_segments
+from pipelines.ingest.fetch import (
+    FetchResult,
+    FetchSettings,
+    PartitionFetcher,
+    key_page,
+    read_segments,
+    spool_batch,
+)
 from pipelines.ingest.land import (
     RAW_MESSAGES,
     LandedPartition,
@@ -267,3 +275,39 @@ def test_a_message_whose_fields_do_not_parse_is_archived_and_decoded_from_json()
     assert parsed(good, pretty).field("reason").to_pylist() == ["ok", "ok"]
     sliced = pa.array([odd, good, pretty, odd], pa.string()).slice(1, 2)
     assert parsed_from_json(sliced).equals(parsed(good, good))
+
+
+def test_a_page_is_keyed_in_bulk_exactly_as_item_by_item(emulator_module: RunningEmulator) -> None:
+    """Arrow's bulk keying and msgspec's item-by-item keying give the same spool rows for a plain page, and
+    any item bulk keying is not sure of sends its page to msgspec, which sets aside what cannot be keyed."""
+
+    async def first_page() -> RawMessagePage:
+        async with _client(emulator_module) as client:
+            window = Window.day(DAY)
+            return await client.list_messages_raw(
+                None, MessageQuery(start_at=window.start, end_at=window.end)
+            )
+
+    raw = asyncio.run(first_page()).raw
+    assert len(raw) > 100
+    by_items = key_items(RawMessagePage(raw, None))
+    assert key_page(raw).rows.equals(spool_batch(by_items.keys, by_items.raw))
+
+    good = b'{"id":"m1","channelId":"c","status":"sent","createdAt":"2026-01-01T00:00:00Z",'
+    good += b'"updatedAt":"2026-01-01T00:00:01.5+02:00"}'
+    for odd, rejected in [
+        (good.replace(b'"m1"', b'""'), True),  # empty id
+        (good.replace(b'"status":"sent",', b""), True),  # no status
+        (good.replace(b'"sent"', b"404"), True),  # a number for a string
+        (good.replace(b"00:00:00Z", b"00:00:00"), True),  # naive time
+        (good.replace(b"00:00:00Z", b"00:00:00.1234567Z"), False),  # nanoseconds: msgspec rounds them
+        (good.replace(b"00:00:00Z", b"00:00:00z"), False),  # lower-case z: msgspec reads it
+        (good.replace(b"T00:00:00Z", b" 00:00:00Z"), False),  # a space for the T: msgspec reads it
+    ]:
+        keyed = key_page([good, odd.replace(b'"m1"', b'"m2"')])
+        by_items = key_items(RawMessagePage([good, odd.replace(b'"m1"', b'"m2"')], None))
+        assert keyed.rows.equals(spool_batch(by_items.keys, by_items.raw)), odd
+        assert len(keyed.rejected) == rejected and keyed.rows.num_rows == 2 - rejected, odd
+    assert key_page([good, good]).rows.column("updated_at").to_pylist()[0] == dt.datetime(
+        2025, 12, 31, 22, 0, 1, 500000, tzinfo=dt.UTC
+    )

@@ -37,11 +37,13 @@ from pipelines.bird.models import (
     InteractionList,
     Message,
     MessagePage,
+    RawMessagePage,
     decode_channel_metrics,
     decode_channel_page,
     decode_interactions,
     decode_message,
     decode_message_page,
+    decode_raw_message_page,
 )
 from pipelines.bird.query import MAX_PAGE_TOKEN_CHARS, MessageQuery, format_datetime, require_uuid
 from pipelines.bird.ratelimit import SharedRateLimiter
@@ -165,19 +167,25 @@ class _ClientCore:
     # Requests -------------------------------------------------------------------------------------------
 
     def _message_list_call(
-        self, channel_id: str | None, query: MessageQuery, page_token: str | None
-    ) -> _Call[MessagePage]:
+        self,
+        channel_id: str | None,
+        query: MessageQuery,
+        page_token: str | None,
+        decode: Callable[[bytes], P],
+    ) -> _Call[P]:
         if channel_id is None:
             path, params = f"{self._workspace_path}/channels/messages", query.to_params("workspace")
         else:
             channel = require_uuid(channel_id, "channel_id")
             path, params = f"{self._workspace_path}/channels/{channel}/messages", query.to_params("channel")
-        return _Call(path, params + _page_token_param(page_token), decode_message_page, is_page=True)
+        return _Call(path, params + _page_token_param(page_token), decode, is_page=True)
 
     def _message_pager(
         self, channel_id: str | None, query: MessageQuery, max_pages: int | None
     ) -> _Pager[MessagePage]:
-        return _Pager(lambda token: self._message_list_call(channel_id, query, token), max_pages)
+        return _Pager(
+            lambda token: self._message_list_call(channel_id, query, token, decode_message_page), max_pages
+        )
 
     def _message_call(self, channel_id: str, message_id: str) -> _Call[Message]:
         return _Call(self._message_path(channel_id, message_id), [], decode_message)
@@ -295,13 +303,24 @@ class AsyncBirdClient(_ClientCore):
         self, query: MessageQuery, page_token: str | None = None
     ) -> MessagePage:
         """One page of `GET /workspaces/{ws}/channels/messages`."""
-        return await self._execute(self._message_list_call(None, query, page_token))
+        return await self._execute(self._message_list_call(None, query, page_token, decode_message_page))
 
     async def list_channel_messages(
         self, channel_id: str, query: MessageQuery, page_token: str | None = None
     ) -> MessagePage:
         """One page of `GET /workspaces/{ws}/channels/{channel_id}/messages`."""
-        return await self._execute(self._message_list_call(channel_id, query, page_token))
+        return await self._execute(
+            self._message_list_call(channel_id, query, page_token, decode_message_page)
+        )
+
+    async def list_messages_raw(
+        self, channel_id: str | None, query: MessageQuery, page_token: str | None = None
+    ) -> RawMessagePage:
+        """One page of the workspace list (`channel_id` None) or of a channel's list, its items undecoded:
+        ingestion keys them in bulk, off the event loop."""
+        return await self._execute(
+            self._message_list_call(channel_id, query, page_token, decode_raw_message_page)
+        )
 
     def iter_workspace_messages(
         self, query: MessageQuery, *, max_pages: int | None = None
@@ -387,12 +406,12 @@ class BirdClient(_ClientCore):
         self._http.close()
 
     def list_workspace_messages(self, query: MessageQuery, page_token: str | None = None) -> MessagePage:
-        return self._execute(self._message_list_call(None, query, page_token))
+        return self._execute(self._message_list_call(None, query, page_token, decode_message_page))
 
     def list_channel_messages(
         self, channel_id: str, query: MessageQuery, page_token: str | None = None
     ) -> MessagePage:
-        return self._execute(self._message_list_call(channel_id, query, page_token))
+        return self._execute(self._message_list_call(channel_id, query, page_token, decode_message_page))
 
     def iter_workspace_messages(
         self, query: MessageQuery, *, max_pages: int | None = None

@@ -224,6 +224,14 @@ class MessagePage(msgspec.Struct, frozen=True):
     rejected: list[RejectedRecord] = msgspec.field(default_factory=list)
 
 
+class RawMessagePage(msgspec.Struct, frozen=True):
+    """One page of a message list as served: each item's JSON and the next page's cursor, nothing else
+    decoded (ingestion keys the items itself, in bulk)."""
+
+    raw: list[bytes]
+    next_page_token: str | None
+
+
 class InteractionList(msgspec.Struct, frozen=True):
     """A message's interactions, typed and as served."""
 
@@ -271,16 +279,25 @@ def decode_message_page(body: bytes) -> MessagePage:
 
     The other fields the warehouse needs are parsed later, when the partition is assembled, by Arrow's JSON
     reader (pipelines/ingest/land.py `parsed_from_json`): in C, without a Python object per field."""
-    envelope = _RAW_RESULTS.decode(body)
-    raw = [bytes(item) for item in envelope.results]
-    token = _token(envelope.next_page_token)
+    page = decode_raw_message_page(body)
     try:
-        return MessagePage(keys=_KEY_RESULTS.decode(body).results, raw=raw, next_page_token=token)
+        keys = _KEY_RESULTS.decode(body).results
     except msgspec.ValidationError:
-        pass
+        return key_items(page)
+    return MessagePage(keys=keys, raw=page.raw, next_page_token=page.next_page_token)
+
+
+def decode_raw_message_page(body: bytes) -> RawMessagePage:
+    """Each item's JSON (checked to be JSON, not decoded) and the next page's cursor."""
+    envelope = _RAW_RESULTS.decode(body)
+    return RawMessagePage([bytes(item) for item in envelope.results], _token(envelope.next_page_token))
+
+
+def key_items(page: RawMessagePage) -> MessagePage:
+    """A page's items keyed one by one: those that cannot be keyed are set aside with the reason."""
     keys: list[MessageKey] = []
     usable, rejected = [], []
-    for data in raw:
+    for data in page.raw:
         try:
             keys.append(_MESSAGE_KEY.decode(data))
             usable.append(data)
@@ -288,7 +305,7 @@ def decode_message_page(body: bytes) -> MessagePage:
             msgspec.DecodeError
         ) as error:  # ValidationError included: missing field, wrong type, naive time
             rejected.append(RejectedRecord(data, str(error)))
-    return MessagePage(keys=keys, raw=usable, next_page_token=token, rejected=rejected)
+    return MessagePage(keys=keys, raw=usable, next_page_token=page.next_page_token, rejected=rejected)
 
 
 def decode_message_record(data: bytes) -> MessageKey:

@@ -35,10 +35,12 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from pipelines.bird.errors import PaginationError, ValidationError
-from pipelines.bird.models import MessageKey, MessagePage
+from pipelines.bird.models import MessageKey, RawMessagePage, RejectedRecord, key_items
 from pipelines.bird.query import MessageQuery
 from pipelines.ingest.checkpoint import Checkpoint, LeafProgress, LeafState, Segment, StagingArea
 from pipelines.ingest.pii import PiiMode, PiiPolicy
@@ -73,13 +75,9 @@ FetchedRows = SpoolSegment | pa.Table
 class MessageLister(Protocol):
     """What ingestion needs of the Bird client: the two list endpoints, and Bird's own daily counts."""
 
-    async def list_workspace_messages(
-        self, query: MessageQuery, page_token: str | None = None
-    ) -> MessagePage: ...
-
-    async def list_channel_messages(
-        self, channel_id: str, query: MessageQuery, page_token: str | None = None
-    ) -> MessagePage: ...
+    async def list_messages_raw(
+        self, channel_id: str | None, query: MessageQuery, page_token: str | None = None
+    ) -> RawMessagePage: ...
 
     async def get_channel_metrics(self, period_start: dt.datetime, period_end: dt.datetime) -> list[dict]: ...
 
@@ -258,7 +256,9 @@ class PartitionFetcher:
         while True:
             token = cursor
             try:
-                page = await self._list(leaf.channel_id if by_channel_list else None, query, token)
+                page = await self.client.list_messages_raw(
+                    leaf.channel_id if by_channel_list else None, query, token
+                )
             except ValidationError as error:
                 if (
                     token is None
@@ -272,8 +272,11 @@ class PartitionFetcher:
                 seen, tokens, cursor = set(), set(), None
                 continue
             self.stats.pages += 1
+            next_token = page.next_page_token
+            keyed = await asyncio.to_thread(key_page, page.raw)  # in C, outside the GIL, mostly
+            del page  # not kept while the next one is awaited: each leaf in flight would hold a page
             if leaf.state is LeafState.PENDING and not leaf.pages:
-                children = self._split(leaf, window, page)
+                children = self._split(leaf, window, keyed.rows, next_token)
                 if children:
                     checkpoint.replace(leaf, children)
                     self.staging.save(checkpoint)
@@ -281,9 +284,8 @@ class PartitionFetcher:
                     return children
             leaf.state = LeafState.PAGING
             leaf.pages += 1
-            next_token = page.next_page_token
-            await self._hold(checkpoint, leaf, page, self._accepted(page, window, seen))
-            del page  # not kept while the next one is awaited: each leaf in flight would hold a page
+            rows = self._accepted(keyed.rows, window, seen)
+            await self._hold(checkpoint, leaf, rows, keyed.rejected, next_token)
             if next_token is None:
                 return []
             if next_token in tokens or next_token == token:
@@ -298,22 +300,23 @@ class PartitionFetcher:
                 )
             cursor = next_token
 
-    async def _list(self, channel_id: str | None, query: MessageQuery, token: str | None) -> MessagePage:
-        if channel_id is None:
-            return await self.client.list_workspace_messages(query, page_token=token)
-        return await self.client.list_channel_messages(channel_id, query, page_token=token)
-
-    def _split(self, leaf: LeafProgress, window: Window, page: MessagePage) -> list[LeafProgress]:
+    def _split(
+        self, leaf: LeafProgress, window: Window, rows: pa.RecordBatch, next_token: str | None
+    ) -> list[LeafProgress]:
         """Children for a leaf whose first page shows it holds many pages; [] to page it as it is."""
         settings = self.settings
-        if page.next_page_token is None or len(page.keys) < settings.page_size:
+        if next_token is None or rows.num_rows < settings.page_size:
             return []
         if window.width <= settings.min_leaf_width:
             return []
-        stamps = [key.created_at for key in page.keys if window.contains(key.created_at)]
-        covered = (max(stamps) - min(stamps)) if len(stamps) > 1 else window.width
+        created = rows.column("created_at")
+        inside = created.filter(
+            pc.and_(pc.greater_equal(created, window.start), pc.less(created, window.end))
+        )
+        stamps = pc.min_max(inside)
+        covered = stamps["max"].as_py() - stamps["min"].as_py() if len(inside) > 1 else window.width
         covered = max(covered, MILLISECOND)
-        estimated_pages = len(page.keys) / settings.page_size * (window.width / covered)
+        estimated_pages = rows.num_rows / settings.page_size * (window.width / covered)
         if estimated_pages <= 2 * settings.pages_per_leaf:
             return []  # a little over target: paging on is cheaper than the split's extra request
         parts = min(math.ceil(estimated_pages / settings.pages_per_leaf), settings.max_split)
@@ -321,26 +324,36 @@ class PartitionFetcher:
             LeafProgress(window_key=child.key(), channel_id=leaf.channel_id) for child in window.split(parts)
         ]
 
-    def _accepted(self, page: MessagePage, window: Window, seen: set[str]) -> pa.RecordBatch:
-        """The page's items that belong to the leaf's window and are new, as spool rows."""
-        start, end, known, stats = window.start, window.end, self.known_ids, self.stats
-        keys: list[MessageKey] = []
-        raw: list[bytes] = []
-        for key, item in zip(page.keys, page.raw, strict=True):
-            if not start <= key.created_at < end:
+    def _accepted(self, rows: pa.RecordBatch, window: Window, seen: set[str]) -> pa.RecordBatch:
+        """The page's rows that belong to the leaf's window and are new."""
+        created = rows.column("created_at")
+        inside = pc.and_(pc.greater_equal(created, window.start), pc.less(created, window.end))
+        known, stats = self.known_ids, self.stats
+        keep = []
+        for message_id, is_inside in zip(rows.column("id").to_pylist(), inside.to_pylist(), strict=True):
+            if not is_inside:
                 stats.outside_window += 1
-            elif key.id in seen or key.id in known:
+            elif message_id in seen or message_id in known:
                 stats.duplicates += 1
             else:
-                seen.add(key.id)
-                keys.append(key)
-                raw.append(item)
-        if not self.pii.keeps_everything:
-            raw = [self.pii.scrub_message(item) for item in raw]
-        return spool_batch(keys, raw)
+                seen.add(message_id)
+                keep.append(True)
+                continue
+            keep.append(False)
+        accepted = rows.filter(pa.array(keep, pa.bool_()))
+        if self.pii.keeps_everything:
+            return accepted
+        raw = accepted.column("raw").cast(pa.binary()).to_pylist()
+        scrubbed = pa.array([self.pii.scrub_message(item) for item in raw], pa.binary()).cast(pa.string())
+        return accepted.set_column(SPOOL_SCHEMA.get_field_index("raw"), "raw", scrubbed)
 
     async def _hold(
-        self, checkpoint: Checkpoint, leaf: LeafProgress, page: MessagePage, rows: pa.RecordBatch
+        self,
+        checkpoint: Checkpoint,
+        leaf: LeafProgress,
+        rows: pa.RecordBatch,
+        rejected: list[RejectedRecord],
+        next_token: str | None,
     ) -> None:
         """Keep a page's rows until enough rows wait across the leaves, then spool them all."""
         while self._held_rows >= self.settings.spool_rows:  # the next spool is due: wait for it to start
@@ -349,10 +362,10 @@ class PartitionFetcher:
         held = self._held.setdefault(leaf.leaf_id, _Held(leaf))
         held.batches.append(rows)
         held.rows += rows.num_rows
-        held.next_token = page.next_page_token
+        held.next_token = next_token
         held.rejected += (
             {"raw": self.pii.scrub_message(record.raw).decode("utf-8", "replace"), "reason": record.reason}
-            for record in page.rejected
+            for record in rejected
         )
         self._held_rows += rows.num_rows
         self.on_messages(rows.num_rows)
@@ -413,6 +426,75 @@ def _release(taken: Iterable[_Held]) -> None:
         held.leaf.rejected += held.rejected
         if held.next_token is None:
             held.leaf.state = LeafState.DONE
+
+
+@dataclass(frozen=True)
+class KeyedPage:
+    """A page's items as spool rows, and those that could not be keyed."""
+
+    rows: pa.RecordBatch  # SPOOL_SCHEMA
+    rejected: list[RejectedRecord]
+
+
+# The keys as Arrow's JSON reader reads them: timestamps as text, cast once their form is checked.
+_KEY_TEXT_SCHEMA = pa.schema(
+    [(name, pa.string()) for name in ("id", "channelId", "status", "direction", "createdAt", "updatedAt")]
+)
+# RFC 3339 with an offset and at most microseconds, the form Bird writes: msgspec and Arrow read it alike.
+# Any other form (or a missing key, another JSON type) sends the page to msgspec, item by item.
+_TIMESTAMP_FORM = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
+
+
+def key_page(raw: list[bytes]) -> KeyedPage:
+    """A page's items as spool rows, keyed by Arrow's JSON reader in C (no Python object per item) when every
+    item plainly has the keys of a message; else item by item by msgspec, which sets aside, with the reason,
+    each item that cannot be keyed (`key_items`). Both give the same rows for a page the first accepts."""
+    if not raw:
+        return KeyedPage(pa.RecordBatch.from_pylist([], schema=SPOOL_SCHEMA), [])
+    texts = pa.array(raw, pa.binary())
+    try:
+        return KeyedPage(_key_in_bulk(texts), [])
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, _NotPlainlyKeyed):
+        pass
+    page = key_items(RawMessagePage(raw, None))
+    return KeyedPage(spool_batch(page.keys, page.raw), page.rejected)
+
+
+class _NotPlainlyKeyed(Exception):
+    """An item lacks a key or has one in another form: msgspec must decide, item by item."""
+
+
+def _key_in_bulk(texts: pa.BinaryArray) -> pa.RecordBatch:
+    raw = texts.cast(pa.string())  # checks the bytes are UTF-8
+    offsets, data = raw.buffers()[1], raw.buffers()[2]
+    first = pa.Array.from_buffers(pa.int32(), len(raw) + 1, [None, offsets])
+    start, end = first[0].as_py(), first[-1].as_py()
+    table = pa_json.read_json(
+        pa.BufferReader(data.slice(start, end - start)),
+        read_options=pa_json.ReadOptions(block_size=end - start + 1, use_threads=False),
+        parse_options=pa_json.ParseOptions(
+            explicit_schema=_KEY_TEXT_SCHEMA,
+            unexpected_field_behavior="ignore",
+            newlines_in_values=True,  # the items follow each other
+        ),
+    )
+    if table.num_rows != len(raw):
+        raise _NotPlainlyKeyed
+    keys = {name: table.column(name).combine_chunks() for name in _KEY_TEXT_SCHEMA.names}
+    required = [keys[name] for name in ("id", "channelId", "status", "createdAt", "updatedAt")]
+    if (
+        any(column.null_count for column in required)
+        or pc.any(pc.equal(pc.utf8_length(keys["id"]), 0)).as_py()
+    ):
+        raise _NotPlainlyKeyed
+    stamps = [keys["createdAt"], keys["updatedAt"]]
+    if not all(pc.all(pc.match_substring_regex(column, _TIMESTAMP_FORM)).as_py() for column in stamps):
+        raise _NotPlainlyKeyed
+    created, updated = (pc.cast(column, UTC_MICROS) for column in stamps)
+    return pa.record_batch(
+        [keys["id"], keys["channelId"], keys["status"], keys["direction"], created, updated, raw],
+        schema=SPOOL_SCHEMA,
+    )
 
 
 def spool_batch(keys: list[MessageKey], raw: list[bytes]) -> pa.RecordBatch:
