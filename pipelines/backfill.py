@@ -32,11 +32,11 @@ DAGSTER_YAML = """\
 # Dagster instance of this data directory (written by bird-etl; edit freely).
 telemetry:
   enabled: false
-# One SQLite event log for all runs: the default keeps a database per run, whose creation and per-event
-# commits cost seconds per partition run.
+# One SQLite event log for all runs (the default keeps a database per run, whose creation and per-event
+# commits cost seconds per partition run), written through one SQLAlchemy engine (pipelines/event_log.py).
 event_log_storage:
-  module: dagster._core.storage.event_log
-  class: ConsolidatedSqliteEventLogStorage
+  module: pipelines.event_log
+  class: PooledSqliteEventLogStorage
   config:
     base_dir: {home}/history
 concurrency:
