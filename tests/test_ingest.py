@@ -23,21 +23,14 @@ from pipelines.emulator.model import to_ms
 from pipelines.emulator.server import RunningEmulator, run_emulator
 from pipelines.emulator.store import MessageStore
 from pipelines.ingest.checkpoint import StagingArea
-from pipelines.ingest.fetch import (
-    FetchResult,
-    FetchSettings,
-    PartitionFetcher,
-    key_page,
-    read_segments,
-    spool_batch,
-)
+from pipelines.ingest.fetch import FetchResult, FetchSettings, PartitionFetcher, read_segments
 from pipelines.ingest.land import (
     RAW_MESSAGES,
     LandedPartition,
     land_messages,
-    parsed_from_json,
     unparsed_rows,
 )
+from pipelines.ingest.rows import key_page, parsed_from_json, spool_batch
 from pipelines.ingest.windows import Window
 from pipelines.lake import Lake
 from tests.conftest import EMULATOR_NOW, EMULATOR_SPEC
@@ -308,6 +301,12 @@ def test_a_page_is_keyed_in_bulk_exactly_as_item_by_item(emulator_module: Runnin
         by_items = key_items(RawMessagePage([good, odd.replace(b'"m1"', b'"m2"')], None))
         assert keyed.rows.equals(spool_batch(by_items.keys, by_items.raw)), odd
         assert len(keyed.rejected) == rejected and keyed.rows.num_rows == 2 - rejected, odd
+    # A field of another type than Bird documents: keyed in bulk all the same, that message left unparsed.
+    odd_field = good.replace(b'"m1"', b'"m2"').replace(b"}", b',"reason":["not","text"]}')
+    keyed = key_page([good, odd_field])
+    by_items = key_items(RawMessagePage([good, odd_field], None))
+    assert keyed.rows.equals(spool_batch(by_items.keys, by_items.raw)) and not keyed.rejected
+    assert keyed.rows.column("parsed").is_null().to_pylist() == [False, True]
     assert key_page([good, good]).rows.column("updated_at").to_pylist()[0] == dt.datetime(
         2025, 12, 31, 22, 0, 1, 500000, tzinfo=dt.UTC
     )

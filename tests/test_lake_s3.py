@@ -28,7 +28,8 @@ from pipelines.emulator.dataset import DatasetSpec
 from pipelines.emulator.server import run_emulator
 from pipelines.emulator.workspaces import generate_workspaces
 from pipelines.ingest.channels import CHANNELS
-from pipelines.ingest.land import RAW_MESSAGE_ARROW_SCHEMA, RAW_MESSAGES
+from pipelines.ingest.land import RAW_MESSAGES
+from pipelines.ingest.rows import RAW_MESSAGE_ARROW_SCHEMA
 from pipelines.ingest.windows import Window
 from pipelines.lake import Lake, lake_from_env
 from tests.conftest import EMULATOR_NOW

@@ -277,8 +277,7 @@ def _token(value: str | None) -> str | None:
 def decode_message_page(body: bytes) -> MessagePage:
     """Keys and raw JSON of a page in two C-speed passes; item by item only when an item cannot be keyed.
 
-    The other fields the warehouse needs are parsed later, when the partition is assembled, by Arrow's JSON
-    reader (pipelines/ingest/land.py `parsed_from_json`): in C, without a Python object per field."""
+    Ingestion keys pages in bulk instead (pipelines/ingest/rows.py), and falls back to `key_items`."""
     page = decode_raw_message_page(body)
     try:
         keys = _KEY_RESULTS.decode(body).results

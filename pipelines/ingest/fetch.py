@@ -17,8 +17,8 @@ resumed run skips what landed. The file is written in a thread while the leaves 
 twice `spool_rows` rows (and a page per leaf) are in memory: one spool being written, the next filling.
 The rows still held when the last page has come are handed over in memory (a day smaller than
 `spool_rows` never touches the disk); a run that dies before its partition is assembled pages them again.
-Spool files hold what was served (keys and raw JSON); the partition's other columns are added when it is
-assembled (`land.py`).
+Spool files hold what was served (keys, raw JSON and the parsed fields, see `rows.py`); the partition's
+other columns are added when it is assembled (`land.py`).
 """
 
 from __future__ import annotations
@@ -36,33 +36,20 @@ from typing import Literal, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from pipelines.bird.errors import PaginationError, ValidationError
-from pipelines.bird.models import MessageKey, RawMessagePage, RejectedRecord, key_items
+from pipelines.bird.models import RawMessagePage, RejectedRecord
 from pipelines.bird.query import MessageQuery
 from pipelines.ingest.checkpoint import Checkpoint, LeafProgress, LeafState, Segment, StagingArea
 from pipelines.ingest.pii import PiiMode, PiiPolicy
+from pipelines.ingest.rows import SPOOL_SCHEMA, key_page, with_raw
 from pipelines.ingest.windows import MILLISECOND, Window
 from pipelines.lake import TMP_SUFFIX, parquet_options
 
 KEEP_PII = PiiPolicy(PiiMode.KEEP)
-UTC_MICROS = pa.timestamp("us", tz="UTC")
-# What a spool file holds: the typed keys and the raw JSON of each message, as served (after the PII policy).
-SPOOL_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("channel_id", pa.string()),
-        ("status", pa.string()),
-        ("direction", pa.string()),
-        ("created_at", UTC_MICROS),
-        ("updated_at", UTC_MICROS),
-        ("raw", pa.string()),
-    ]
-)
 # Part of the plan key: a checkpoint naming spool files of another layout is discarded, not misread.
-SPOOL_LAYOUT = "segments-1"
+SPOOL_LAYOUT = "segments-2"
 # Spool files live minutes and are read once: fast lz4 instead of the lake's zstd.
 _SPOOL_OPTIONS = parquet_options(SPOOL_SCHEMA, compression="lz4")
 
@@ -344,8 +331,7 @@ class PartitionFetcher:
         if self.pii.keeps_everything:
             return accepted
         raw = accepted.column("raw").cast(pa.binary()).to_pylist()
-        scrubbed = pa.array([self.pii.scrub_message(item) for item in raw], pa.binary()).cast(pa.string())
-        return accepted.set_column(SPOOL_SCHEMA.get_field_index("raw"), "raw", scrubbed)
+        return with_raw(accepted, [self.pii.scrub_message(item) for item in raw])
 
     async def _hold(
         self,
@@ -426,91 +412,6 @@ def _release(taken: Iterable[_Held]) -> None:
         held.leaf.rejected += held.rejected
         if held.next_token is None:
             held.leaf.state = LeafState.DONE
-
-
-@dataclass(frozen=True)
-class KeyedPage:
-    """A page's items as spool rows, and those that could not be keyed."""
-
-    rows: pa.RecordBatch  # SPOOL_SCHEMA
-    rejected: list[RejectedRecord]
-
-
-# The keys as Arrow's JSON reader reads them: timestamps as text, cast once their form is checked.
-_KEY_TEXT_SCHEMA = pa.schema(
-    [(name, pa.string()) for name in ("id", "channelId", "status", "direction", "createdAt", "updatedAt")]
-)
-# RFC 3339 with an offset and at most microseconds, the form Bird writes: msgspec and Arrow read it alike.
-# Any other form (or a missing key, another JSON type) sends the page to msgspec, item by item.
-_TIMESTAMP_FORM = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
-
-
-def key_page(raw: list[bytes]) -> KeyedPage:
-    """A page's items as spool rows, keyed by Arrow's JSON reader in C (no Python object per item) when every
-    item plainly has the keys of a message; else item by item by msgspec, which sets aside, with the reason,
-    each item that cannot be keyed (`key_items`). Both give the same rows for a page the first accepts."""
-    if not raw:
-        return KeyedPage(pa.RecordBatch.from_pylist([], schema=SPOOL_SCHEMA), [])
-    texts = pa.array(raw, pa.binary())
-    try:
-        return KeyedPage(_key_in_bulk(texts), [])
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, _NotPlainlyKeyed):
-        pass
-    page = key_items(RawMessagePage(raw, None))
-    return KeyedPage(spool_batch(page.keys, page.raw), page.rejected)
-
-
-class _NotPlainlyKeyed(Exception):
-    """An item lacks a key or has one in another form: msgspec must decide, item by item."""
-
-
-def _key_in_bulk(texts: pa.BinaryArray) -> pa.RecordBatch:
-    raw = texts.cast(pa.string())  # checks the bytes are UTF-8
-    offsets, data = raw.buffers()[1], raw.buffers()[2]
-    first = pa.Array.from_buffers(pa.int32(), len(raw) + 1, [None, offsets])
-    start, end = first[0].as_py(), first[-1].as_py()
-    table = pa_json.read_json(
-        pa.BufferReader(data.slice(start, end - start)),
-        read_options=pa_json.ReadOptions(block_size=end - start + 1, use_threads=False),
-        parse_options=pa_json.ParseOptions(
-            explicit_schema=_KEY_TEXT_SCHEMA,
-            unexpected_field_behavior="ignore",
-            newlines_in_values=True,  # the items follow each other
-        ),
-    )
-    if table.num_rows != len(raw):
-        raise _NotPlainlyKeyed
-    keys = {name: table.column(name).combine_chunks() for name in _KEY_TEXT_SCHEMA.names}
-    required = [keys[name] for name in ("id", "channelId", "status", "createdAt", "updatedAt")]
-    if (
-        any(column.null_count for column in required)
-        or pc.any(pc.equal(pc.utf8_length(keys["id"]), 0)).as_py()
-    ):
-        raise _NotPlainlyKeyed
-    stamps = [keys["createdAt"], keys["updatedAt"]]
-    if not all(pc.all(pc.match_substring_regex(column, _TIMESTAMP_FORM)).as_py() for column in stamps):
-        raise _NotPlainlyKeyed
-    created, updated = (pc.cast(column, UTC_MICROS) for column in stamps)
-    return pa.record_batch(
-        [keys["id"], keys["channelId"], keys["status"], keys["direction"], created, updated, raw],
-        schema=SPOOL_SCHEMA,
-    )
-
-
-def spool_batch(keys: list[MessageKey], raw: list[bytes]) -> pa.RecordBatch:
-    """Spool rows of messages: one C-speed pass per column, no dict per row."""
-    return pa.record_batch(
-        [
-            pa.array([key.id for key in keys], pa.string()),
-            pa.array([key.channel_id for key in keys], pa.string()),
-            pa.array([key.status for key in keys], pa.string()),
-            pa.array([key.direction for key in keys], pa.string()),
-            pa.array([key.created_at for key in keys], UTC_MICROS),
-            pa.array([key.updated_at for key in keys], UTC_MICROS),
-            pa.array(raw, pa.binary()).cast(pa.string()),  # checks the bytes are UTF-8
-        ],
-        schema=SPOOL_SCHEMA,
-    )
 
 
 def write_spool(path: Path, segments: Sequence[Sequence[pa.RecordBatch]]) -> None:

@@ -10,29 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import accumulate, chain
-from operator import attrgetter
+from itertools import chain
 from pathlib import Path
-from types import SimpleNamespace
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from pipelines.bird.errors import BirdAPIError
-from pipelines.bird.models import MessageRecord, decode_message_record
 from pipelines.ingest.checkpoint import StagingArea
 from pipelines.ingest.fetch import (
     KEEP_PII,
-    UTC_MICROS,
     FetchedRows,
     FetchSettings,
     FetchStats,
@@ -41,30 +35,15 @@ from pipelines.ingest.fetch import (
     read_segments,
 )
 from pipelines.ingest.pii import PiiPolicy
+from pipelines.ingest.rows import RAW_MESSAGE_ARROW_SCHEMA, UTC_MICROS
 from pipelines.ingest.windows import Window
 from pipelines.lake import Lake
-from transforms.schema import RAW_MESSAGE_SCHEMA, REJECTED_RECORD_SCHEMA
+from transforms.schema import REJECTED_RECORD_SCHEMA
 
 RAW_MESSAGES = "raw_messages"
 REJECTED_RECORDS = "rejected_records"
 
 
-def _nested_as(type_: pa.DataType, string: pa.DataType, list_type: Callable[..., pa.DataType]) -> pa.DataType:
-    """`type_` with every text inside it as `string` and every list as `list_type`: Parquet cannot slice
-    string views inside nested types yet, and Arrow's JSON reader produces no large lists."""
-    if pa.types.is_struct(type_):
-        return pa.struct([f.with_type(_nested_as(f.type, string, list_type)) for f in type_])
-    if pa.types.is_large_list(type_) or pa.types.is_list(type_):
-        return list_type(type_.value_field.with_type(_nested_as(type_.value_type, string, list_type)))
-    if pa.types.is_string(type_) or pa.types.is_large_string(type_) or type_ == pa.string_view():
-        return string
-    return type_
-
-
-RAW_MESSAGE_ARROW_SCHEMA = pa.schema(
-    f.with_type(_nested_as(f.type, pa.large_string(), pa.large_list)) if pa.types.is_nested(f.type) else f
-    for f in RAW_MESSAGE_SCHEMA.to_arrow()
-)
 # Rows per row group of a raw_messages partition: readers see few, large row groups.
 ROW_GROUP_ROWS = 100_000
 # Key of the partition file's metadata holding how many rows have no `parsed` fields (see `unparsed_rows`).
@@ -215,94 +194,14 @@ def _assemble(
 
 
 def _partition_rows(spooled: pa.Table, workspace_id: str, ingested_at: dt.datetime) -> pa.Table:
-    """Spooled rows as partition rows: their workspace and landing time added, `parsed` read from `raw`."""
+    """Spooled rows as partition rows: their workspace and landing time added."""
     rows = spooled.num_rows
     columns = {
         "workspace_id": pa.repeat(pa.scalar(workspace_id, pa.string()), rows),
         **dict(zip(spooled.column_names, spooled.columns, strict=True)),
         "ingested_at": pa.repeat(pa.scalar(ingested_at, UTC_MICROS), rows),
-        "parsed": parsed_from_json(spooled.column("raw").combine_chunks()),
     }
     return pa.table(columns).select(RAW_MESSAGE_ARROW_SCHEMA.names).cast(RAW_MESSAGE_ARROW_SCHEMA)
-
-
-_PARSED_TYPE = RAW_MESSAGE_ARROW_SCHEMA.field("parsed").type
-# What Arrow's JSON reader produces for `parsed` (cast back to _PARSED_TYPE afterwards).
-_JSON_READER_SCHEMA = pa.schema(list(_nested_as(_PARSED_TYPE, pa.large_string(), pa.list_)))
-
-
-def parsed_from_json(raw: pa.StringArray) -> pa.Array:
-    """The `parsed` column of messages (their JSON as archived, after the PII policy).
-
-    Arrow's JSON reader does it in C, one thread (about 5 µs a message, against 20 for msgspec structs
-    turned into Arrow arrays), straight from the bytes of `raw`, where the messages follow each other, when
-    every message fits the schema; when one does not (a field of another type, say), each message is
-    decoded on its own and the ones that do not fit get a null `parsed`, which the flattening then decodes
-    from `raw`.
-    """
-    if not len(raw):
-        return pa.nulls(0, _PARSED_TYPE)
-    offsets = pa.Array.from_buffers(pa.int32(), len(raw) + 1, [None, raw.buffers()[1]], offset=raw.offset)
-    first, last = offsets[0].as_py(), offsets[-1].as_py()
-    try:
-        table = pa_json.read_json(
-            pa.BufferReader(raw.buffers()[2].slice(first, last - first)),
-            read_options=pa_json.ReadOptions(block_size=last - first + 1, use_threads=False),
-            parse_options=pa_json.ParseOptions(
-                explicit_schema=_JSON_READER_SCHEMA,
-                unexpected_field_behavior="ignore",
-                newlines_in_values=True,  # messages are not one per line: they follow each other
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        table = None
-    if table is None or table.num_rows != len(raw):
-        records = [decode_message_record(item) for item in raw.to_pylist()]
-        return parsed_column([r if type(r) is MessageRecord else None for r in records], _PARSED_TYPE)
-    children = [column.combine_chunks() for column in table.columns]
-    return pa.StructArray.from_arrays(children, fields=list(_JSON_READER_SCHEMA)).cast(_PARSED_TYPE)
-
-
-def _attribute(field_name: str) -> str:
-    """The msgspec attribute of a JSON field: camelCase -> snake_case."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", field_name).lower()
-
-
-def _field_names(type_: pa.DataType) -> set[str]:
-    if pa.types.is_struct(type_):
-        return {name for f in type_ for name in (f.name, *_field_names(f.type))}
-    if pa.types.is_large_list(type_) or pa.types.is_list(type_):
-        return _field_names(type_.value_type)
-    return set()
-
-
-# Stands in for an absent struct, so that each field is read at C speed (attrgetter over map) with no test.
-_ABSENT = SimpleNamespace(**dict.fromkeys(map(_attribute, _field_names(_PARSED_TYPE))))
-
-
-def parsed_column(values: list, type_: pa.DataType) -> pa.Array:
-    """An Arrow array of `type_` from msgspec structs (or None): a few C-speed passes per field, no dict per
-    row. Struct fields are read by the snake_case form of their camelCase name; lists become offsets."""
-    if pa.types.is_struct(type_):
-        mask = pa.array([value is None for value in values], pa.bool_())
-        present = [value or _ABSENT for value in values]
-        children = [
-            parsed_column(list(map(attrgetter(_attribute(field_.name)), present)), field_.type)
-            for field_ in type_
-        ]
-        return pa.StructArray.from_arrays(children, fields=list(type_), mask=mask)
-    if pa.types.is_large_list(type_) or pa.types.is_list(type_):
-        mask = pa.array([value is None for value in values], pa.bool_())
-        offsets = [0, *accumulate(len(value) if value else 0 for value in values)]
-        items = list(chain.from_iterable(filter(None, values)))
-        large = pa.types.is_large_list(type_)
-        return (pa.LargeListArray if large else pa.ListArray).from_arrays(
-            pa.array(offsets, pa.int64() if large else pa.int32()),
-            parsed_column(items, type_.value_type),
-            type=type_,
-            mask=mask,
-        )
-    return pa.array(values, type_)
 
 
 def unparsed_rows(path: Path) -> int | None:
