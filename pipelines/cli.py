@@ -53,6 +53,8 @@ err_console = Console(stderr=True, soft_wrap=True)  # an error stays one line, h
 DEMO_DAYS = 7
 EMULATOR_RATE_LIMIT_PER_S = 400
 MIN_FREE_BYTES = 256 * 2**20
+# A backfill's runs at a time by default: one per workspace, up to this many worker processes.
+MAX_DEFAULT_RUNS = 4
 
 
 def main() -> None:
@@ -116,7 +118,11 @@ def _date(_ctx: click.Context, param: click.Parameter, value: str | None) -> dt.
 @click.option("--end", callback=_date, required=True, help="Last UTC day, included (YYYY-MM-DD).")
 @click.option("--missing-only", is_flag=True, help="Only days never materialized.")
 @click.option(
-    "--concurrency", type=click.IntRange(1, 32), default=2, show_default=True, help="Runs at a time."
+    "--concurrency",
+    type=click.IntRange(1, 32),
+    default=None,
+    help="Runs at a time (worker processes). Default: one per workspace, at most 4: a run lands several days"
+    " of its workspace at once and loads each into the warehouse as it lands, on both cores.",
 )
 @click.option(
     "--source",
@@ -157,7 +163,7 @@ def backfill(
     start: dt.date,
     end: dt.date,
     missing_only: bool,
-    concurrency: int,
+    concurrency: int | None,
     source: str,
     platforms: tuple[str, ...],
     only: str | None,
@@ -370,7 +376,7 @@ def _backfill(
     workspace_ids: list[str],
     job: str = "all",
     missing_only: bool = False,
-    concurrency: int = 2,
+    concurrency: int | None = None,
     days_per_run: int = 0,
     archive_config: dict[str, object] | None = None,
 ) -> list[RunOutcome]:
@@ -428,7 +434,7 @@ def _backfill(
                 instance,
                 todo,
                 job=job,
-                concurrency=concurrency,
+                concurrency=concurrency or min(len(todo), MAX_DEFAULT_RUNS),
                 days_per_run=days_per_run,
                 on_outcome=on_outcome,
                 archive_config=archive_config,
