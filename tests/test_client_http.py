@@ -237,4 +237,4 @@ def test_a_shared_limiter_below_the_server_limit_gets_no_429(
     client = asyncio.run(run())
     assert client.stats.requests > 20, "enough requests to fill more than one second"
     assert client.stats.rate_limited == 0
-    assert emulator.stats.max_gets_per_second() <= 20
+    assert emulator.stats.max_gets_in() <= 20

@@ -595,10 +595,11 @@ def test_fault_draws_are_reproducible_from_the_seed() -> None:
 def test_stats_report_the_busiest_sliding_second() -> None:
     stats = RequestStats()
     stats.arrivals = [0.0, 0.5, 0.9, 1.2, 1.3, 1.4, 3.0, 3.1]
-    assert stats.max_gets_per_second() == 5  # (0.4, 1.4]: 0.5, 0.9, 1.2, 1.3, 1.4
+    assert stats.max_gets_in() == 5  # (0.4, 1.4]: 0.5, 0.9, 1.2, 1.3, 1.4
+    assert stats.max_gets_in(3.0) == 7  # (0.1, 3.1]
     stats.arrivals = [0.0, 1.0, 2.0]
-    assert stats.max_gets_per_second() == 1
-    assert RequestStats().max_gets_per_second() == 0
+    assert stats.max_gets_in() == 1
+    assert RequestStats().max_gets_in() == 0
 
 
 # -- admin, withholding, metrics --

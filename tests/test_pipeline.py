@@ -165,6 +165,8 @@ def test_two_backfills_share_one_request_budget(tmp_path: Path) -> None:
         assert [p.returncode for p in processes] == [0, 0], outputs
         stats = emulator.stats.to_dict()
     assert stats["gets_total"] > 3 * budget  # long enough for the limit to matter
-    # Arrival times are measured at the server: loopback jitter may shift one request into a neighbour second.
-    assert stats["max_gets_per_second"] <= budget + 1, stats
+    # Arrivals are timed at the server on a machine busy with other tests: a backfill process paused for a
+    # tenth of a second sends its queued requests together, a few more in one second than admitted. Over
+    # three seconds that jitter is small beside the budget, and two processes not sharing it would send twice.
+    assert emulator.stats.max_gets_in(3.0) <= 3 * budget, stats
     assert stats["served_429"] == 0

@@ -116,13 +116,13 @@ class RequestStats:
         with self._lock:
             self.served[what] += n
 
-    def max_gets_per_second(self) -> int:
-        """Most GETs that arrived within any sliding one-second window."""
+    def max_gets_in(self, window_s: float = 1.0) -> int:
+        """Most GETs that arrived within any sliding window of `window_s` seconds (Bird's limit: one)."""
         with self._lock:
             arrivals = list(self.arrivals)
         best, first = 0, 0
         for last, at in enumerate(arrivals):
-            while arrivals[first] <= at - 1.0:
+            while arrivals[first] <= at - window_s:
                 first += 1
             best = max(best, last - first + 1)
         return best
@@ -144,5 +144,5 @@ class RequestStats:
             "outside_window": served.get("outside_window", 0),
             "duplicates": served.get("duplicate", 0),
             "deleted_channel_404s": served.get("deleted_channel", 0),
-            "max_gets_per_second": self.max_gets_per_second(),
+            "max_gets_per_second": self.max_gets_in(1.0),
         }
