@@ -99,8 +99,8 @@ def test_two_processes_never_exceed_the_shared_rate(tmp_path: Path) -> None:
 
 def test_throttling_halves_the_shared_rate_then_it_recovers(tmp_path: Path) -> None:
     clock = FakeClock(1000.0)
-    limiter = SharedRateLimiter(tmp_path, WS, rate_per_s=20.0, floor_per_s=2.0, clock=clock)
-    other_process = SharedRateLimiter(tmp_path, WS, rate_per_s=20.0, floor_per_s=2.0, clock=clock)
+    limiter = SharedRateLimiter(tmp_path, WS, rate_per_s=20.0, floor_per_s=6.0, clock=clock)
+    other_process = SharedRateLimiter(tmp_path, WS, rate_per_s=20.0, floor_per_s=6.0, clock=clock)
     assert limiter.current_rate() == 20.0
 
     limiter.on_throttled()
@@ -108,17 +108,17 @@ def test_throttling_halves_the_shared_rate_then_it_recovers(tmp_path: Path) -> N
     other_process.on_throttled()  # the same burst of 429s counts once
     assert limiter.current_rate() == 10.0
 
-    clock.now += 1.0  # +5% of the target per second
-    assert limiter.current_rate() == pytest.approx(11.0)
+    clock.now += 1.0  # +25% of the target per second
+    assert limiter.current_rate() == pytest.approx(15.0)
     other_process.on_throttled()
-    assert limiter.current_rate() == pytest.approx(5.5)
+    assert limiter.current_rate() == pytest.approx(7.5)
 
-    for _ in range(10):
+    for _ in range(10):  # a 429 every second: halved more than it recovers, down to the floor
         clock.now += 1.0
         limiter.on_throttled()
-    assert limiter.current_rate() == 2.0  # the floor
+    assert limiter.current_rate() == 6.0
 
-    clock.now += 9.0
+    clock.now += 1.0
     assert limiter.current_rate() == pytest.approx(11.0)
     clock.now += 100.0
     assert limiter.current_rate() == 20.0  # never above the target
@@ -148,13 +148,13 @@ def test_a_wall_clock_stepping_back_does_not_stall_the_budget(tmp_path: Path) ->
 
 def test_admissions_leave_a_margin_under_the_budget(tmp_path: Path) -> None:
     """Bird counts arrivals in a sliding second: at exactly its limit, a request that leaves a little late
-    (busy event loop) lands in the same second as the next one's, so starts are spaced for 5% less."""
+    (busy event loop) lands in the same second as the next one's, so starts are spaced for less."""
     limiter = SharedRateLimiter(tmp_path, WS, rate_per_s=40.0)
     starts = []
     for _ in range(21):
         limiter.acquire_sync()
         starts.append(time.monotonic())
-    # Twenty gaps of 1 / (40 * 0.95) s = 0.526 s in all; without the margin they would take 0.500 s.
+    # Twenty gaps of 1 / (40 * (1 - margin)) s in all; without the margin they would take 0.500 s.
     assert starts[-1] - starts[0] >= 20 / (40 * (1 - ARRIVAL_MARGIN)) - 0.002
 
 
