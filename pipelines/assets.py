@@ -18,6 +18,7 @@ import polars as pl
 
 from pipelines.ingest.channels import CHANNELS, channels_frame, select_channel_ids
 from pipelines.ingest.land import RAW_MESSAGES, LandedPartition, land_messages
+from pipelines.ingest.paging import run_paging
 from pipelines.ingest.windows import Window
 from pipelines.loading import WarehouseFeeder, load_days
 from pipelines.partitions import ARCHIVE, days_by_workspace
@@ -113,7 +114,7 @@ def archived_messages(
         landed: list[LandedDay] = []
         requests: Counter[str] = Counter()
         for workspace_id, workspace_days in days.items():
-            for_workspace, counts = asyncio.run(
+            for_workspace, counts = run_paging(
                 _land_days(bird, archive, workspace_id, workspace_days, feeder)
             )
             landed += for_workspace

@@ -31,6 +31,7 @@ from pipelines.ingest.interactions import (
     scan_due,
 )
 from pipelines.ingest.land import RAW_MESSAGES
+from pipelines.ingest.paging import run_paging
 from pipelines.ingest.windows import Window
 from pipelines.lake import Lake
 from pipelines.loading import load_days
@@ -129,7 +130,7 @@ def raw_interactions(
     refreshes: list[InteractionRefresh] = []
     requests = 0
     for workspace_id, days in days_by_workspace(context.partition_keys).items():
-        pulled, asked = asyncio.run(pull(workspace_id, days))
+        pulled, asked = run_paging(pull(workspace_id, days))
         refreshes += pulled
         requests += asked
 
