@@ -45,6 +45,8 @@ from pipelines.report_cli import report_command, sql_command
 from pipelines.resources import ENV_DATA_DIR, ENV_RATE_LIMIT, data_dir_from_env, request_budget_from_env
 
 if TYPE_CHECKING:
+    from dagster import DagsterInstance
+
     from pipelines.backfill import RunOutcome
 
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -178,8 +180,10 @@ def backfill(
     if platforms and source != "channels":
         raise click.BadParameter("--platform filters channels: use it with --source channels")
     _check_local_settings()
+    instance = _instance()  # local: before the preflight, so that the first request starts the work
     with _bird_api(use_emulator, emulator_workspaces):
         _backfill(
+            instance,
             days_between(start, end),
             workspace_ids=_selected_workspaces(workspace_names),
             job=only or "all",
@@ -213,8 +217,10 @@ def _selected_workspaces(names: tuple[str, ...]) -> list[str]:
 def demo(days: int, workspaces: int) -> None:
     """Start the emulator, backfill its last DAYS days, and print the failure-rate report."""
     today = dt.datetime.now(dt.UTC).date()
+    instance = _instance()
     with _bird_api(use_emulator=True, workspaces=workspaces):
         outcomes = _backfill(
+            instance,
             days_between(today - dt.timedelta(days=days), today - dt.timedelta(days=1)),
             workspace_ids=[w.workspace_id for w in workspaces_from_env()],
         )
@@ -370,7 +376,15 @@ def _preflight(settings: BirdSettings) -> None:
         client.list_channels()
 
 
+def _instance() -> DagsterInstance:
+    """The Dagster instance of the data directory (its run history)."""
+    from pipelines.backfill import use_instance
+
+    return use_instance(data_dir_from_env())
+
+
 def _backfill(
+    instance: DagsterInstance,
     days: list[dt.date],
     *,
     workspace_ids: list[str],
@@ -381,10 +395,9 @@ def _backfill(
     archive_config: dict[str, object] | None = None,
 ) -> list[RunOutcome]:
     """Run the days with a progress bar (days done, messages landed, messages/s, ETA); fail loudly."""
-    from pipelines.backfill import missing_days, refresh_channels, run_backfill, use_instance
+    from pipelines.backfill import missing_days, refresh_channels, run_backfill
     from pipelines.progress import MESSAGES_LANDED
 
-    instance = use_instance(data_dir_from_env())
     todo = {
         workspace_id: missing_days(instance, workspace_id, days) if missing_only else days
         for workspace_id in workspace_ids
